@@ -1,0 +1,134 @@
+"""Metadata of a source distribution: static PKG-INFO (PEP 643) or the package's own backend.
+
+The backend runs in an isolated build environment (PyPA ``build``) whose build requirements
+come from the same indexes as the lock.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+import tempfile
+import threading
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from packaging.version import Version
+
+from envlock.index.metadata import CoreMetadata, MetadataError, parse_metadata
+
+# Fields a resolver needs; if the backend may compute them, PKG-INFO cannot be trusted.
+_NEEDED = {"requires-dist", "requires-python", "provides-extra"}
+_ENV_LOCK = threading.Lock()
+
+
+def read_pkg_info(data: bytes, filename: str) -> bytes:
+    """The top-level PKG-INFO of an sdist archive."""
+    try:
+        if filename.endswith(".zip"):
+            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                names = [n for n in zf.namelist() if n.count("/") == 1 and n.endswith("/PKG-INFO")]
+                if names:
+                    return zf.read(names[0])
+        else:
+            with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tf:
+                for member in tf.getmembers():
+                    if member.name.count("/") == 1 and member.name.endswith("/PKG-INFO"):
+                        extracted = tf.extractfile(member)
+                        if extracted is not None:
+                            return extracted.read()
+    except (tarfile.TarError, zipfile.BadZipFile, OSError) as exc:
+        raise MetadataError(f"{filename} is not a readable sdist: {exc}") from None
+    raise MetadataError(f"{filename} has no PKG-INFO")
+
+
+def is_static(meta: CoreMetadata) -> bool:
+    """PEP 643: metadata 2.2+ whose dependency fields are not marked Dynamic."""
+    try:
+        version = Version(meta.metadata_version)
+    except ValueError:
+        return False
+    return version >= Version("2.2") and not (meta.dynamic & _NEEDED)
+
+
+def sdist_metadata(data: bytes, filename: str, index_urls: Sequence[str]) -> bytes:
+    """METADATA bytes for an sdist: PKG-INFO when static, else built by its backend."""
+    pkg_info = read_pkg_info(data, filename)
+    try:
+        if is_static(parse_metadata(pkg_info)):
+            return pkg_info
+    except MetadataError:
+        pass
+    return build_metadata(data, filename, index_urls)
+
+
+def build_metadata(data: bytes, filename: str, index_urls: Sequence[str]) -> bytes:
+    """Ask the sdist's own PEP 517 backend for its metadata, in an isolated environment."""
+    import build.util
+
+    with tempfile.TemporaryDirectory(prefix="envlock-sdist-") as tmp:
+        root = Path(tmp)
+        _extract(data, filename, root)
+        dirs = [p for p in root.iterdir() if p.is_dir()]
+        if len(dirs) != 1:
+            raise MetadataError(f"{filename} does not unpack to one directory")
+        with _index_env(index_urls):
+            try:
+                message = build.util.project_wheel_metadata(dirs[0], isolated=True)
+            except Exception as exc:  # the backend is foreign code: any failure is its own
+                first = str(exc).strip().splitlines()[-1:] or [type(exc).__name__]
+                raise MetadataError(f"building metadata of {filename} failed: {first[0]}") from None
+        return message.as_bytes()  # type: ignore[attr-defined, no-any-return]
+
+
+def _extract(data: bytes, filename: str, dest: Path) -> None:
+    if filename.endswith(".zip"):
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            for name in zf.namelist():
+                target = (dest / name).resolve()
+                if not target.is_relative_to(dest.resolve()):
+                    raise MetadataError(f"{filename} has an unsafe path {name!r}")
+            zf.extractall(dest)
+        return
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tf:
+        if hasattr(tarfile, "data_filter"):
+            tf.extractall(dest, filter="data")
+        else:  # pragma: no cover - Pythons without PEP 706
+            for member in tf.getmembers():
+                target = (dest / member.name).resolve()
+                if not target.is_relative_to(dest.resolve()) or member.issym() or member.islnk():
+                    raise MetadataError(f"{filename} has an unsafe member {member.name!r}")
+            tf.extractall(dest)
+
+
+class _index_env:
+    """Point pip (used by ``build`` for build requirements) at the lock's indexes."""
+
+    def __init__(self, index_urls: Sequence[str]) -> None:
+        self._urls = list(index_urls)
+        self._saved: dict[str, str | None] = {}
+
+    def __enter__(self) -> None:
+        _ENV_LOCK.acquire()
+        for key, value in (
+            ("PIP_INDEX_URL", self._urls[0] if self._urls else None),
+            ("PIP_EXTRA_INDEX_URL", " ".join(self._urls[1:]) or None),
+            ("PIP_DISABLE_PIP_VERSION_CHECK", "1"),
+        ):
+            self._saved[key] = os.environ.get(key)
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            for key, value in self._saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+        finally:
+            _ENV_LOCK.release()

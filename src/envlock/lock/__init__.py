@@ -1,0 +1,1 @@
+"""Resolutions -> PEP 751 lock files and back; staleness checks."""

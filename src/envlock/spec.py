@@ -1,0 +1,397 @@
+"""``envlock.toml`` -> :class:`Spec` (frozen values); every validation error of the spec is raised here.
+
+Errors name the file, the key and what is wrong, in one line (exit code 2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from envlock._toml import tomllib
+from envlock.errors import SpecError
+from envlock.platforms import PLATFORM_NAMES, PlatformOptions, host_platform
+
+DEFAULT_INDEX_URL = "https://pypi.org/simple/"
+SPEC_FILENAME = "envlock.toml"
+PRERELEASE_MODES = ("disallow", "allow")
+
+_TOP_KEYS = {
+    "python",
+    "platforms",
+    "dependencies",
+    "exclude-newer",
+    "allow-sdist",
+    "prerelease",
+    "index",
+    "environments",
+    "platform-tags",
+}
+_ENV_KEYS = {"python", "platforms", "dependencies", "exclude-newer", "allow-sdist", "prerelease"}
+_INDEX_KEYS = {"name", "url"}
+_TAG_KEYS = {"glibc", "macos-x86_64", "macos-arm64", "musllinux", "manylinux-legacy-aliases"}
+_ENV_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_PYTHON = re.compile(r"^3\.\d+(\.\d+)?$")
+
+
+@dataclass(frozen=True)
+class Index:
+    """A package index: a name and its simple-API base URL."""
+
+    name: str
+    url: str
+
+
+@dataclass(frozen=True)
+class EnvironmentSpec:
+    """One lockable environment: the top level (``name`` None) or ``[environments.NAME]``."""
+
+    name: str | None
+    python: str
+    platforms: tuple[str, ...]
+    dependencies: tuple[str, ...]
+    indexes: tuple[Index, ...]
+    exclude_newer: datetime | None = None
+    allow_sdist: frozenset[NormalizedName] | bool = False
+    prerelease: str = "disallow"
+    platform_options: PlatformOptions = field(default_factory=PlatformOptions)
+    spec_dir: Path = Path(".")
+
+    @property
+    def requirements(self) -> tuple[Requirement, ...]:
+        return tuple(Requirement(d) for d in self.dependencies)
+
+    @property
+    def label(self) -> str:
+        return self.name or "default"
+
+    @property
+    def lock_path(self) -> Path:
+        filename = "pylock.toml" if self.name is None else f"pylock.{self.name}.toml"
+        return self.spec_dir / filename
+
+    def sdist_allowed(self, name: str) -> bool:
+        if isinstance(self.allow_sdist, bool):
+            return self.allow_sdist
+        return canonicalize_name(name) in self.allow_sdist
+
+    def with_platforms(self, platforms: Sequence[str]) -> EnvironmentSpec:
+        return _replace(self, platforms=tuple(dict.fromkeys(platforms)))
+
+    def with_exclude_newer(self, ts: datetime | None) -> EnvironmentSpec:
+        return _replace(self, exclude_newer=ts)
+
+    def content_hash(self) -> str:
+        """A hash of what decides the resolution (not comments, other envs or the platform list,
+        which the lock records itself)."""
+        payload = {
+            "python": self.python,
+            "dependencies": sorted(str(r) for r in self.requirements),
+            "indexes": [[i.name, _strip_credentials(i.url)] for i in self.indexes],
+            "exclude-newer": self.exclude_newer.isoformat() if self.exclude_newer else None,
+            "allow-sdist": (
+                self.allow_sdist
+                if isinstance(self.allow_sdist, bool)
+                else sorted(self.allow_sdist)
+            ),
+            "prerelease": self.prerelease,
+            "platform-tags": self.platform_options.as_dict(),
+        }
+        blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+        return "sha256:" + hashlib.sha256(blob).hexdigest()
+
+
+def _replace(env: EnvironmentSpec, **changes: Any) -> EnvironmentSpec:
+    from dataclasses import replace
+
+    return replace(env, **changes)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A parsed ``envlock.toml``: the top-level environment and the named ones."""
+
+    path: Path
+    root: EnvironmentSpec
+    environments: Mapping[str, EnvironmentSpec]
+
+    def select(self, names: Sequence[str]) -> list[EnvironmentSpec]:
+        """The environments named (``default`` is the top level); all of them when empty."""
+        if not names:
+            return [self.root, *self.environments.values()]
+        out: list[EnvironmentSpec] = []
+        for name in names:
+            if name == "default":
+                out.append(self.root)
+            elif name in self.environments:
+                out.append(self.environments[name])
+            else:
+                known = ", ".join(["default", *self.environments]) or "default"
+                raise SpecError(
+                    f"{self.path}: no environment named {name!r} (known: {known})"
+                )
+        return out
+
+
+def _strip_credentials(url: str) -> str:
+    return re.sub(r"//[^/@]*@", "//", url)
+
+
+class _Ctx:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, key: str, message: str) -> SpecError:
+        return SpecError(f"{self.path}: key '{key}': {message}")
+
+
+def load_spec(path: Path) -> Spec:
+    """Read and validate a spec file."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise SpecError(
+            f"{path}: spec file not found", hint="create one from envlock.toml.example"
+        ) from None
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read spec: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: spec is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: invalid TOML: {exc}") from None
+    return parse_spec(data, path)
+
+
+def parse_spec(data: Mapping[str, Any], path: Path) -> Spec:
+    """Validate a TOML document already loaded into ``data``."""
+    ctx = _Ctx(path)
+    _check_keys(ctx, data, _TOP_KEYS, "")
+    python = _python(ctx, data.get("python"), "python")
+    platforms = _platforms(ctx, data.get("platforms", [host_platform()]), "platforms")
+    deps = _dependencies(ctx, data.get("dependencies", []), "dependencies")
+    indexes = _indexes(ctx, data.get("index"))
+    exclude_newer = _timestamp(ctx, data.get("exclude-newer"), "exclude-newer")
+    allow_sdist = _allow_sdist(ctx, data.get("allow-sdist", False), "allow-sdist")
+    prerelease = _prerelease(ctx, data.get("prerelease", "disallow"), "prerelease")
+    options = _platform_options(ctx, data.get("platform-tags", {}))
+    root = EnvironmentSpec(
+        name=None,
+        python=python,
+        platforms=platforms,
+        dependencies=deps,
+        indexes=indexes,
+        exclude_newer=exclude_newer,
+        allow_sdist=allow_sdist,
+        prerelease=prerelease,
+        platform_options=options,
+        spec_dir=path.parent,
+    )
+    envs_raw = data.get("environments", {})
+    if not isinstance(envs_raw, Mapping):
+        raise ctx.fail("environments", "must be a table of [environments.NAME] tables")
+    envs: dict[str, EnvironmentSpec] = {}
+    for name in sorted(envs_raw):
+        table = envs_raw[name]
+        prefix = f"environments.{name}"
+        if not _ENV_NAME.match(name) or name == "default":
+            raise ctx.fail(prefix, "environment names use letters, digits, '.', '_', '-' "
+                           "and cannot be 'default'")
+        if not isinstance(table, Mapping):
+            raise ctx.fail(prefix, "must be a table")
+        _check_keys(ctx, table, _ENV_KEYS, prefix + ".")
+        envs[name] = EnvironmentSpec(
+            name=name,
+            python=_python(ctx, table["python"], f"{prefix}.python")
+            if "python" in table
+            else python,
+            platforms=_platforms(ctx, table["platforms"], f"{prefix}.platforms")
+            if "platforms" in table
+            else platforms,
+            dependencies=deps
+            + _dependencies(ctx, table.get("dependencies", []), f"{prefix}.dependencies"),
+            indexes=indexes,
+            exclude_newer=_timestamp(ctx, table["exclude-newer"], f"{prefix}.exclude-newer")
+            if "exclude-newer" in table
+            else exclude_newer,
+            allow_sdist=_allow_sdist(ctx, table["allow-sdist"], f"{prefix}.allow-sdist")
+            if "allow-sdist" in table
+            else allow_sdist,
+            prerelease=_prerelease(ctx, table["prerelease"], f"{prefix}.prerelease")
+            if "prerelease" in table
+            else prerelease,
+            platform_options=options,
+            spec_dir=path.parent,
+        )
+    return Spec(path=path, root=root, environments=envs)
+
+
+def _check_keys(ctx: _Ctx, table: Mapping[str, Any], allowed: set[str], prefix: str) -> None:
+    for key in table:
+        if key not in allowed:
+            raise ctx.fail(
+                prefix + key, f"unknown key (allowed: {', '.join(sorted(allowed))})"
+            )
+
+
+def _python(ctx: _Ctx, value: Any, key: str) -> str:
+    if value is None:
+        raise ctx.fail(key, 'is required, e.g. python = "3.11"')
+    if not isinstance(value, str) or not _PYTHON.match(value):
+        raise ctx.fail(key, f'must be a CPython 3 version like "3.11" or "3.11.7", got {value!r}')
+    return value
+
+
+def parse_platforms(values: Sequence[str], where: str) -> tuple[str, ...]:
+    """Validate platform names (used for the spec and for ``--platform``)."""
+    for p in values:
+        if p not in PLATFORM_NAMES:
+            raise SpecError(
+                f"{where}: unknown platform {p!r} (known: {', '.join(PLATFORM_NAMES)})"
+            )
+    return tuple(dict.fromkeys(values))
+
+
+def _platforms(ctx: _Ctx, value: Any, key: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise ctx.fail(key, 'must be a non-empty list of platform names, e.g. ["linux-64"]')
+    return parse_platforms(value, f"{ctx.path}: key '{key}'")
+
+
+def _dependencies(ctx: _Ctx, value: Any, key: str) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ctx.fail(key, "must be a list of PEP 508 requirement strings")
+    out: list[str] = []
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            raise ctx.fail(f"{key}[{i}]", f"must be a string, got {item!r}")
+        try:
+            req = Requirement(item)
+        except InvalidRequirement as exc:
+            first = str(exc).splitlines()[0]
+            raise ctx.fail(f"{key}[{i}]", f"invalid requirement {item!r}: {first}") from None
+        if req.url:
+            raise ctx.fail(
+                f"{key}[{i}]", f"direct URL requirements are not supported yet: {item!r}"
+            )
+        out.append(str(req))
+    return tuple(out)
+
+
+def _indexes(ctx: _Ctx, value: Any) -> tuple[Index, ...]:
+    override = os.environ.get("ENVLOCK_INDEX_URL")
+    if value is None:
+        indexes = [Index("pypi", DEFAULT_INDEX_URL)]
+    else:
+        if not isinstance(value, list) or not value:
+            raise ctx.fail("index", "must be one or more [[index]] tables")
+        indexes = []
+        seen: set[str] = set()
+        for i, table in enumerate(value):
+            key = f"index[{i}]"
+            if not isinstance(table, Mapping):
+                raise ctx.fail(key, "must be a table with 'name' and 'url'")
+            _check_keys(ctx, table, _INDEX_KEYS, key + ".")
+            name, url = table.get("name"), table.get("url")
+            if not isinstance(name, str) or not name:
+                raise ctx.fail(f"{key}.name", "is required (a short name for the index)")
+            if name in seen:
+                raise ctx.fail(f"{key}.name", f"duplicate index name {name!r}")
+            seen.add(name)
+            if not isinstance(url, str) or not re.match(r"^(https?|file)://", url):
+                raise ctx.fail(f"{key}.url", "must be an http(s):// URL of a simple index")
+            indexes.append(Index(name, url))
+    if override:
+        indexes[0] = Index(indexes[0].name, override)
+    return tuple(Index(i.name, i.url if i.url.endswith("/") else i.url + "/") for i in indexes)
+
+
+def parse_timestamp(value: str, where: str) -> datetime:
+    """An RFC 3339 timestamp (a bare date means midnight UTC)."""
+    text = value.strip()
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            ts = datetime.fromisoformat(text + "T00:00:00+00:00")
+        else:
+            ts = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise SpecError(
+            f"{where}: not an RFC 3339 timestamp: {value!r} (e.g. 2026-01-31T00:00:00Z)"
+        ) from None
+    if ts.tzinfo is None:
+        raise SpecError(f"{where}: timestamp {value!r} needs a timezone (e.g. a trailing Z)")
+    return ts.astimezone(timezone.utc)
+
+
+def _timestamp(ctx: _Ctx, value: Any, key: str) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ctx.fail(key, "timestamp needs a timezone (e.g. a trailing Z)")
+        return value.astimezone(timezone.utc)
+    if not isinstance(value, str):
+        raise ctx.fail(key, "must be an RFC 3339 timestamp")
+    return parse_timestamp(value, f"{ctx.path}: key '{key}'")
+
+
+def _allow_sdist(ctx: _Ctx, value: Any, key: str) -> frozenset[NormalizedName] | bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return frozenset(canonicalize_name(v) for v in value)
+    raise ctx.fail(key, "must be true, false or a list of package names")
+
+
+def _prerelease(ctx: _Ctx, value: Any, key: str) -> str:
+    if value not in PRERELEASE_MODES:
+        raise ctx.fail(key, f"must be one of {', '.join(map(repr, PRERELEASE_MODES))}")
+    return str(value)
+
+
+def _version_pair(ctx: _Ctx, value: Any, key: str) -> tuple[int, int]:
+    try:
+        v = Version(str(value))
+    except InvalidVersion:
+        v = None
+    if not isinstance(value, str) or v is None or len(v.release) > 2:
+        raise ctx.fail(key, f'must be a version like "2.28", got {value!r}')
+    release = (*v.release, 0)
+    return release[0], release[1]
+
+
+def _platform_options(ctx: _Ctx, value: Any) -> PlatformOptions:
+    if not isinstance(value, Mapping):
+        raise ctx.fail("platform-tags", "must be a table")
+    _check_keys(ctx, value, _TAG_KEYS, "platform-tags.")
+    defaults = PlatformOptions()
+    legacy = value.get("manylinux-legacy-aliases", False)
+    if not isinstance(legacy, bool):
+        raise ctx.fail("platform-tags.manylinux-legacy-aliases", "must be true or false")
+    return PlatformOptions(
+        glibc=_version_pair(ctx, value["glibc"], "platform-tags.glibc")
+        if "glibc" in value
+        else defaults.glibc,
+        macos_x86_64=_version_pair(ctx, value["macos-x86_64"], "platform-tags.macos-x86_64")
+        if "macos-x86_64" in value
+        else defaults.macos_x86_64,
+        macos_arm64=_version_pair(ctx, value["macos-arm64"], "platform-tags.macos-arm64")
+        if "macos-arm64" in value
+        else defaults.macos_arm64,
+        musllinux=_version_pair(ctx, value["musllinux"], "platform-tags.musllinux")
+        if "musllinux" in value
+        else None,
+        manylinux_legacy_aliases=legacy,
+    )

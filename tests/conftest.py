@@ -1,0 +1,48 @@
+"""Shared fixtures: a live local package index and an isolated environment per test."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+_TESTS = str(Path(__file__).resolve().parent)
+if _TESTS not in sys.path:  # make `from support.wheels import Dist` work in any import mode
+    sys.path.insert(0, _TESTS)
+
+from support.index import IndexServer  # noqa: E402
+from support.wheels import Dist  # noqa: E402
+
+IndexFactory = Callable[..., IndexServer]
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> Iterator[IndexFactory]:
+    """Factory: ``index(dists, **opts) -> IndexServer`` (started; stopped at teardown)."""
+    servers: list[IndexServer] = []
+
+    def make(dists: Iterable[Dist] = (), **opts: Any) -> IndexServer:
+        opts.setdefault("workdir", tmp_path / f"index-{len(servers)}")
+        server = IndexServer(dists, **opts)
+        servers.append(server)
+        return server.start()
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the developer's cache, index settings, ~/.netrc and XDG dirs out of tests."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("ENVLOCK_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("ENVLOCK_INDEX_URL", raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("USERPROFILE", str(home))
+    for var in ("NETRC", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME"):
+        monkeypatch.delenv(var, raising=False)
