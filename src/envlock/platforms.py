@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import platform
 import sys
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +29,10 @@ _LEGACY_MANYLINUX = {(2, 17): "manylinux2014", (2, 12): "manylinux2010", (2, 5):
 _GLIBC_MIN = {"x86_64": 5, "aarch64": 17}
 
 
+def _dotted(pair: tuple[int, int]) -> str:
+    return f"{pair[0]}.{pair[1]}"
+
+
 @dataclass(frozen=True)
 class PlatformOptions:
     """Tag floors and opt-ins from ``[platform-tags]`` in the spec."""
@@ -42,12 +45,12 @@ class PlatformOptions:
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "glibc": "%d.%d" % self.glibc,
-            "macos-x86_64": "%d.%d" % self.macos_x86_64,
-            "macos-arm64": "%d.%d" % self.macos_arm64,
+            "glibc": _dotted(self.glibc),
+            "macos-x86_64": _dotted(self.macos_x86_64),
+            "macos-arm64": _dotted(self.macos_arm64),
         }
         if self.musllinux:
-            out["musllinux"] = "%d.%d" % self.musllinux
+            out["musllinux"] = _dotted(self.musllinux)
         if self.manylinux_legacy_aliases:
             out["manylinux-legacy-aliases"] = True
         return out
@@ -55,14 +58,14 @@ class PlatformOptions:
     def floor_for(self, platform_name: str) -> str:
         """A short human description of the tag floor used for a platform."""
         if platform_name.startswith("linux"):
-            text = "glibc %d.%d" % self.glibc
+            text = "glibc " + _dotted(self.glibc)
             if self.musllinux:
-                text += ", musl %d.%d" % self.musllinux
+                text += ", musl " + _dotted(self.musllinux)
             return text
         if platform_name == "osx-64":
-            return "macOS %d.%d" % self.macos_x86_64
+            return "macOS " + _dotted(self.macos_x86_64)
         if platform_name == "osx-arm64":
-            return "macOS %d.%d" % max(self.macos_arm64, (11, 0))
+            return "macOS " + _dotted(max(self.macos_arm64, (11, 0)))
         return "any"
 
 
@@ -188,7 +191,7 @@ def host_platform() -> str:
     return "linux-64"
 
 
-def describe(options: PlatformOptions) -> list[Mapping[str, str]]:
+def describe(options: PlatformOptions) -> list[dict[str, str]]:
     """One row per known platform for ``envlock platforms``."""
     rows = []
     for name in PLATFORM_NAMES:

@@ -1,4 +1,4 @@
-"""``envlock.toml`` -> :class:`Spec` (frozen values); every validation error of the spec is raised here.
+"""``envlock.toml`` -> :class:`Spec` (frozen values); every spec validation error is raised here.
 
 Errors name the file, the key and what is wrong, in one line (exit code 2).
 """

@@ -142,7 +142,7 @@ def platforms(
 def main() -> None:
     """Console-script entry point: one place turns expected failures into exit codes."""
     try:
-        app(standalone_mode=False)
+        app()  # standalone: typer reports usage errors itself (exit 2)
     except EnvlockError as exc:
         if Verbosity.level >= 1:
             traceback.print_exc()
@@ -150,18 +150,6 @@ def main() -> None:
         if exc.hint:
             stderr.print(Text(f"hint: {exc.hint}", style="dim"))
         sys.exit(exc.exit_code)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        stderr.print("aborted")
-        sys.exit(130)
     except KeyboardInterrupt:
         stderr.print("interrupted")
         sys.exit(130)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(2)
-        raise

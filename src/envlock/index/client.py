@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
@@ -56,10 +56,9 @@ class Credentials:
             parts = urlsplit(index.url)
             host = _host(index.url)
             prefix = f"ENVLOCK_INDEX_{_env_name(index.name)}_"
-            user, password = os.environ.get(prefix + "USERNAME"), os.environ.get(prefix + "PASSWORD")
+            user = os.environ.get(prefix + "USERNAME")
+            password = os.environ.get(prefix + "PASSWORD")
             if parts.username is not None:
-                from urllib.parse import unquote
-
                 user = unquote(parts.username)
                 password = unquote(parts.password or "")
             if user is not None:
@@ -147,7 +146,8 @@ class HttpClient:
             return response
 
     @contextmanager
-    def stream(self, url: str, headers: Mapping[str, str] | None = None) -> Iterator[httpx.Response]:
+    def stream(self, url: str,
+               headers: Mapping[str, str] | None = None) -> Iterator[httpx.Response]:
         """Like :meth:`get` but the caller reads the body (large files)."""
         response = self._send(url, headers)
         try:

@@ -87,9 +87,9 @@ def fetch_wheel_metadata(http: HttpClient, file: DistFile) -> bytes:
                 )
             return data
         # An advertised but missing file: fall through to the wheel itself.
-    data = _metadata_by_range(http, file)
-    if data is not None:
-        return data
+    ranged = _metadata_by_range(http, file)
+    if ranged is not None:
+        return ranged
     return _metadata_from_zip(download(http, file), file)
 
 
@@ -107,7 +107,7 @@ def download(http: HttpClient, file: DistFile) -> bytes:
 def _metadata_from_zip(data: bytes | io.IOBase, file: DistFile) -> bytes:
     stream = io.BytesIO(data) if isinstance(data, bytes) else data
     try:
-        with zipfile.ZipFile(stream) as zf:  # type: ignore[arg-type]
+        with zipfile.ZipFile(stream) as zf:
             path = _metadata_member(zf.namelist(), file)
             return zf.read(path)
     except zipfile.BadZipFile as exc:
@@ -191,7 +191,7 @@ def _metadata_by_range(http: HttpClient, file: DistFile) -> bytes | None:
     size = int(match.group(1))
     try:
         return _metadata_from_zip(
-            _RangeFile(http, file.url, size, response.content), file  # type: ignore[arg-type]
+            _RangeFile(http, file.url, size, response.content), file
         )
     except MetadataError as exc:
         if "range request refused" in str(exc):

@@ -117,7 +117,7 @@ class PackageIndex:
                 meta = parse_metadata(path.read_bytes())
                 self.stats.bump("metadata")
                 return meta
-            except (OSError, Exception):  # noqa: BLE001 - any bad cache entry is refetched
+            except (OSError, Exception):
                 pass
         if file.is_wheel:
             raw = fetch_wheel_metadata(self.http, file)

@@ -52,7 +52,7 @@ def read_lock(path: Path) -> dict[str, Any] | None:
     except (UnicodeDecodeError, tomllib.TOMLDecodeError, PylockValidationError) as exc:
         raise UsageError(f"{path}: not a valid PEP 751 lock: {str(exc).splitlines()[0]}",
                          hint="delete it and run `envlock lock` again") from None
-    return data
+    return dict(data)
 
 
 def staleness(env: EnvironmentSpec, targets: Sequence[Target]) -> str | None:
@@ -66,7 +66,8 @@ def staleness(env: EnvironmentSpec, targets: Sequence[Target]) -> str | None:
         return f"{path.name} is missing: run `envlock lock`"
     tool = data.get("tool", {}).get("envlock", {})
     if tool.get("spec-hash") != env.content_hash():
-        return f"{path.name} is stale: the spec of environment '{env.label}' changed since it was locked"
+        return (f"{path.name} is stale: the spec of environment '{env.label}' changed "
+                "since it was locked")
     locked = {t.get("platform") for t in tool.get("targets", [])}
     wanted = {t.platform for t in targets}
     if wanted - locked:

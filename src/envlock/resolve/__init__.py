@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import resolvelib
@@ -18,7 +18,7 @@ from envlock.platforms import Target
 from envlock.resolve.provider import PYTHON, Provider, Rejections, Req, ResolveOptions
 from envlock.spec import EnvironmentSpec
 
-__all__ = ["ResolvedPackage", "Resolution", "ResolveOptions", "resolve"]
+__all__ = ["Resolution", "ResolveOptions", "ResolvedPackage", "resolve"]
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def resolve(env: EnvironmentSpec, target: Target, index: PackageIndex,
     return Resolution(target, dict(sorted(packages.items())))
 
 
-def _explain(causes: Sequence[resolvelib.structs.RequirementInformation],  # type: ignore[type-arg]
+def _explain(causes: Collection[resolvelib.structs.RequirementInformation],  # type: ignore[type-arg]
              provider: Provider, target: Target) -> ResolutionError:
     where = target.label
     names = {c.requirement.name for c in causes}
