@@ -1,0 +1,316 @@
+"""Project pages: PEP 691 JSON and PEP 503 HTML -> DistFile values (pure parsing)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from packaging.specifiers import SpecifierSet
+from packaging.tags import Tag
+from packaging.version import Version
+
+from envlock.index.simple import JSON_CONTENT_TYPE, DistFile, parse_project_page
+
+INDEX = "https://pkgs.example.com/simple/"
+PAGE = "https://pkgs.example.com/simple/demo/"
+SHA_A = "a" * 64
+SHA_B = "b" * 64
+SHA_M = "c" * 64
+
+
+def _json_page(files: list[dict[str, Any]], name: str = "demo") -> bytes:
+    return json.dumps({"meta": {"api-version": "1.1"}, "name": name, "files": files}).encode()
+
+
+def _parse_json(files: list[dict[str, Any]], name: str = "demo", page: str = PAGE):
+    return parse_project_page(_json_page(files, name), JSON_CONTENT_TYPE, page, INDEX, name)
+
+
+def _parse_html(body: str, name: str = "demo", page: str = PAGE):
+    return parse_project_page(body.encode(), "text/html; charset=utf-8", page, INDEX, name)
+
+
+def _by_name(files: tuple[DistFile, ...]) -> dict[str, DistFile]:
+    return {f.filename: f for f in files}
+
+
+# --- JSON (PEP 691) -------------------------------------------------------------------------------
+
+
+def test_json_wheel_with_all_fields() -> None:
+    page = _parse_json(
+        [
+            {
+                "filename": "demo-1.2.0-cp311-cp311-manylinux_2_17_x86_64.whl",
+                "url": "https://files.example.com/demo-1.2.0-cp311-cp311-manylinux_2_17_x86_64.whl",
+                "hashes": {"sha256": SHA_A},
+                "requires-python": ">=3.9",
+                "core-metadata": {"sha256": SHA_M},
+                "size": 12345,
+                "upload-time": "2024-01-02T03:04:05.123456Z",
+                "yanked": False,
+            }
+        ]
+    )
+    assert page.name == "demo"
+    assert page.index_url == INDEX
+    (f,) = page.files
+    assert f.filename == "demo-1.2.0-cp311-cp311-manylinux_2_17_x86_64.whl"
+    assert f.url == "https://files.example.com/demo-1.2.0-cp311-cp311-manylinux_2_17_x86_64.whl"
+    assert f.name == "demo"
+    assert f.version == Version("1.2.0")
+    assert f.is_wheel
+    assert f.tags == frozenset({Tag("cp311", "cp311", "manylinux_2_17_x86_64")})
+    assert f.sha256 == SHA_A
+    assert f.requires_python == SpecifierSet(">=3.9")
+    assert f.yanked is False
+    assert f.has_metadata_file is True
+    assert f.metadata_sha256 == SHA_M
+    assert f.size == 12345
+    assert f.upload_time == datetime(2024, 1, 2, 3, 4, 5, 123456, tzinfo=timezone.utc)
+    assert f.index == INDEX
+
+
+def test_json_core_metadata_true_false_and_absent() -> None:
+    page = _parse_json(
+        [
+            {"filename": "demo-1.0-py3-none-any.whl", "url": "a.whl", "hashes": {},
+             "core-metadata": True},
+            {"filename": "demo-2.0-py3-none-any.whl", "url": "b.whl", "hashes": {},
+             "core-metadata": False},
+            {"filename": "demo-3.0-py3-none-any.whl", "url": "c.whl", "hashes": {}},
+        ]
+    )
+    files = _by_name(page.files)
+    assert files["demo-1.0-py3-none-any.whl"].has_metadata_file is True
+    assert files["demo-1.0-py3-none-any.whl"].metadata_sha256 is None
+    assert files["demo-2.0-py3-none-any.whl"].has_metadata_file is False
+    assert files["demo-3.0-py3-none-any.whl"].has_metadata_file is False
+    assert files["demo-3.0-py3-none-any.whl"].metadata_sha256 is None
+
+
+def test_json_legacy_dist_info_metadata_key_is_understood() -> None:
+    page = _parse_json(
+        [{"filename": "demo-1.0-py3-none-any.whl", "url": "a.whl", "hashes": {},
+          "dist-info-metadata": {"sha256": SHA_M}}]
+    )
+    (f,) = page.files
+    assert f.has_metadata_file is True
+    assert f.metadata_sha256 == SHA_M
+
+
+def test_json_yanked_string_true_false() -> None:
+    page = _parse_json(
+        [
+            {"filename": "demo-1.0.tar.gz", "url": "a", "hashes": {}, "yanked": "broken build"},
+            {"filename": "demo-2.0.tar.gz", "url": "b", "hashes": {}, "yanked": True},
+            {"filename": "demo-3.0.tar.gz", "url": "c", "hashes": {}, "yanked": False},
+            {"filename": "demo-4.0.tar.gz", "url": "d", "hashes": {}},
+        ]
+    )
+    yanked = {f.filename: f.yanked for f in page.files}
+    assert yanked == {
+        "demo-1.0.tar.gz": True,
+        "demo-2.0.tar.gz": True,
+        "demo-3.0.tar.gz": False,
+        "demo-4.0.tar.gz": False,
+    }
+
+
+def test_json_upload_time_without_fraction() -> None:
+    page = _parse_json(
+        [{"filename": "demo-1.0.tar.gz", "url": "a", "hashes": {},
+          "upload-time": "2023-11-30T23:59:59Z"}]
+    )
+    assert page.files[0].upload_time == datetime(2023, 11, 30, 23, 59, 59, tzinfo=timezone.utc)
+
+
+def test_json_missing_or_bad_optional_fields_are_none() -> None:
+    page = _parse_json(
+        [{"filename": "demo-1.0.tar.gz", "url": "a", "hashes": {"md5": "x"},
+          "requires-python": "not a specifier", "size": "12", "upload-time": "yesterday"}]
+    )
+    (f,) = page.files
+    assert f.sha256 is None
+    assert f.requires_python is None
+    assert f.size is None
+    assert f.upload_time is None
+
+
+def test_json_relative_url_resolved_against_page() -> None:
+    page = _parse_json(
+        [{"filename": "demo-1.0.tar.gz", "url": "../../files/demo-1.0.tar.gz", "hashes": {}}]
+    )
+    assert page.files[0].url == "https://pkgs.example.com/files/demo-1.0.tar.gz"
+
+
+def test_json_sdists_tar_gz_and_zip_are_recognised() -> None:
+    page = _parse_json(
+        [
+            {"filename": "demo-1.0.tar.gz", "url": "a", "hashes": {}},
+            {"filename": "demo-0.9.zip", "url": "b", "hashes": {}},
+        ]
+    )
+    files = _by_name(page.files)
+    assert set(files) == {"demo-1.0.tar.gz", "demo-0.9.zip"}
+    for f in files.values():
+        assert f.is_wheel is False
+        assert f.tags == frozenset()
+        assert f.name == "demo"
+    assert files["demo-0.9.zip"].version == Version("0.9")
+
+
+def test_json_ignores_other_projects_and_bad_filenames() -> None:
+    page = _parse_json(
+        [
+            {"filename": "demo-1.0-py3-none-any.whl", "url": "ok", "hashes": {}},
+            {"filename": "demo_extra-1.0-py3-none-any.whl", "url": "x1", "hashes": {}},
+            {"filename": "other-1.0.tar.gz", "url": "x2", "hashes": {}},
+            {"filename": "demo-1.0.exe", "url": "x3", "hashes": {}},
+            {"filename": "demo-1.0.tar.bz2", "url": "x4", "hashes": {}},
+            {"filename": "demo.whl", "url": "x5", "hashes": {}},
+            {"filename": "demo-notaversion!!.tar.gz", "url": "x6", "hashes": {}},
+        ]
+    )
+    assert [f.filename for f in page.files] == ["demo-1.0-py3-none-any.whl"]
+
+
+def test_json_project_name_is_normalized_for_matching() -> None:
+    page = _parse_json(
+        [
+            {"filename": "Foo.Bar-1.0.tar.gz", "url": "a", "hashes": {}},
+            {"filename": "foo_bar-1.0-py3-none-any.whl", "url": "b", "hashes": {}},
+        ],
+        name="Foo_Bar",
+    )
+    assert page.name == "foo-bar"
+    assert len(page.files) == 2
+    assert {f.name for f in page.files} == {"foo-bar"}
+
+
+def test_json_content_type_with_parameters_is_json() -> None:
+    body = _json_page([{"filename": "demo-1.0.tar.gz", "url": "a", "hashes": {}}])
+    page = parse_project_page(body, JSON_CONTENT_TYPE + "; charset=utf-8", PAGE, INDEX, "demo")
+    assert [f.filename for f in page.files] == ["demo-1.0.tar.gz"]
+
+
+# --- HTML (PEP 503) -------------------------------------------------------------------------------
+
+HTML = f"""<!DOCTYPE html>
+<html><body>
+<h1>Links for demo</h1>
+<a href="../../packages/demo-1.0-py3-none-any.whl#sha256={SHA_A}"
+   data-requires-python="&gt;=3.8,&lt;4" data-core-metadata="sha256={SHA_M}">demo-1.0</a>
+<a href="/packages/demo-1.1.tar.gz#sha256={SHA_B}" data-yanked="">demo-1.1.tar.gz</a>
+<a href="https://cdn.example.org/demo-1.2.zip" data-yanked="security issue">demo-1.2.zip</a>
+<a href="demo-2.0-cp311-cp311-win_amd64.whl" data-dist-info-metadata="true">x</a>
+<a href="demo-2.1-cp311-cp311-win_amd64.whl" data-core-metadata="false">x</a>
+<a href="other-1.0-py3-none-any.whl">other</a>
+<a href="demo-readme.txt">junk</a>
+<a>no href</a>
+</body></html>
+"""
+
+
+def test_html_relative_hrefs_resolved_against_page_url() -> None:
+    files = _by_name(_parse_html(HTML).files)
+    assert files["demo-1.0-py3-none-any.whl"].url == (
+        "https://pkgs.example.com/packages/demo-1.0-py3-none-any.whl"
+    )
+    assert files["demo-1.1.tar.gz"].url == "https://pkgs.example.com/packages/demo-1.1.tar.gz"
+    assert files["demo-1.2.zip"].url == "https://cdn.example.org/demo-1.2.zip"
+    assert files["demo-2.0-cp311-cp311-win_amd64.whl"].url == (
+        "https://pkgs.example.com/simple/demo/demo-2.0-cp311-cp311-win_amd64.whl"
+    )
+
+
+def test_html_sha256_fragment_is_hash_and_not_part_of_url() -> None:
+    files = _by_name(_parse_html(HTML).files)
+    assert files["demo-1.0-py3-none-any.whl"].sha256 == SHA_A
+    assert "#" not in files["demo-1.0-py3-none-any.whl"].url
+    assert files["demo-1.1.tar.gz"].sha256 == SHA_B
+    assert files["demo-1.2.zip"].sha256 is None
+
+
+def test_html_requires_python_entities_are_unescaped() -> None:
+    files = _by_name(_parse_html(HTML).files)
+    assert files["demo-1.0-py3-none-any.whl"].requires_python == SpecifierSet(">=3.8,<4")
+    assert files["demo-1.1.tar.gz"].requires_python is None
+
+
+def test_html_data_yanked_marks_file_yanked_with_or_without_reason() -> None:
+    files = _by_name(_parse_html(HTML).files)
+    assert files["demo-1.1.tar.gz"].yanked is True
+    assert files["demo-1.2.zip"].yanked is True
+    assert files["demo-1.0-py3-none-any.whl"].yanked is False
+
+
+def test_html_core_metadata_attributes() -> None:
+    files = _by_name(_parse_html(HTML).files)
+    with_hash = files["demo-1.0-py3-none-any.whl"]
+    assert with_hash.has_metadata_file is True
+    assert with_hash.metadata_sha256 == SHA_M
+    legacy = files["demo-2.0-cp311-cp311-win_amd64.whl"]
+    assert legacy.has_metadata_file is True
+    assert legacy.metadata_sha256 is None
+    disabled = files["demo-2.1-cp311-cp311-win_amd64.whl"]
+    assert disabled.has_metadata_file is False
+    assert files["demo-1.1.tar.gz"].has_metadata_file is False
+
+
+def test_html_legacy_dist_info_metadata_with_hash() -> None:
+    html = f'<a href="demo-1.0-py3-none-any.whl" data-dist-info-metadata="sha256={SHA_M}">x</a>'
+    (f,) = _parse_html(html).files
+    assert f.has_metadata_file is True
+    assert f.metadata_sha256 == SHA_M
+
+
+def test_html_ignores_other_projects_bad_filenames_and_anchors_without_href() -> None:
+    page = _parse_html(HTML)
+    assert sorted(f.filename for f in page.files) == [
+        "demo-1.0-py3-none-any.whl",
+        "demo-1.1.tar.gz",
+        "demo-1.2.zip",
+        "demo-2.0-cp311-cp311-win_amd64.whl",
+        "demo-2.1-cp311-cp311-win_amd64.whl",
+    ]
+
+
+def test_html_sdist_and_wheel_kinds_and_versions() -> None:
+    files = _by_name(_parse_html(HTML).files)
+    assert files["demo-1.1.tar.gz"].is_wheel is False
+    assert files["demo-1.2.zip"].is_wheel is False
+    assert files["demo-1.2.zip"].version == Version("1.2")
+    win = files["demo-2.0-cp311-cp311-win_amd64.whl"]
+    assert win.is_wheel is True
+    assert win.tags == frozenset({Tag("cp311", "cp311", "win_amd64")})
+
+
+def test_html_index_field_is_set_and_pep700_fields_absent() -> None:
+    page = _parse_html(HTML)
+    assert page.index_url == INDEX
+    assert {f.index for f in page.files} == {INDEX}
+    assert {f.size for f in page.files} == {None}
+    assert {f.upload_time for f in page.files} == {None}
+
+
+def test_html_base_tag_changes_resolution_of_relative_hrefs() -> None:
+    html = (
+        '<html><head><base href="https://mirror.example.net/dl/"></head>'
+        '<body><a href="demo-1.0.tar.gz">demo</a></body></html>'
+    )
+    (f,) = _parse_html(html).files
+    assert f.url == "https://mirror.example.net/dl/demo-1.0.tar.gz"
+
+
+def test_html_percent_encoded_filename_is_decoded() -> None:
+    (f,) = _parse_html('<a href="demo-1.0%2Blocal-py3-none-any.whl">x</a>').files
+    assert f.filename == "demo-1.0+local-py3-none-any.whl"
+    assert f.version == Version("1.0+local")
+
+
+def test_html_is_default_for_unknown_content_type() -> None:
+    body = b'<a href="demo-1.0.tar.gz#sha256=' + SHA_A.encode() + b'">demo</a>'
+    page = parse_project_page(body, "application/octet-stream", PAGE, INDEX, "demo")
+    assert [(f.filename, f.sha256) for f in page.files] == [("demo-1.0.tar.gz", SHA_A)]
