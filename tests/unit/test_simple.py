@@ -314,3 +314,8 @@ def test_html_is_default_for_unknown_content_type() -> None:
     body = b'<a href="demo-1.0.tar.gz#sha256=' + SHA_A.encode() + b'">demo</a>'
     page = parse_project_page(body, "application/octet-stream", PAGE, INDEX, "demo")
     assert [(f.filename, f.sha256) for f in page.files] == [("demo-1.0.tar.gz", SHA_A)]
+
+
+def test_html_valueless_data_yanked_attribute_marks_file_yanked() -> None:
+    (f,) = _parse_html('<a href="demo-1.0.tar.gz" data-yanked>demo</a>').files
+    assert f.yanked is True

@@ -528,3 +528,9 @@ def test_content_hash_ignores_index_credentials() -> None:
     plain = _parse(with_index("https://pkgs.example.com/simple/")).root.content_hash()
     secret = _parse(with_index("https://user:s3cret@pkgs.example.com/simple/")).root
     assert secret.content_hash() == plain
+
+
+def test_content_hash_ignores_dependency_order_and_whitespace() -> None:
+    reordered = BASE.replace('["requests>=2"]', '["rich", "requests >= 2"]')
+    plain = BASE.replace('["requests>=2"]', '["requests>=2", "rich"]')
+    assert _parse(reordered).root.content_hash() == _parse(plain).root.content_hash()

@@ -55,8 +55,11 @@ def lock_environments(
     upgrade_names = {canonicalize_name(n) for n in upgrade_packages}
     with HttpClient(list(all_indexes.values())) as http:
         plans = []
+        indexes: dict[tuple[object, ...], PackageIndex] = {}
         for env in envs:
-            index = PackageIndex(http, env.indexes, cache_dir, stats)
+            # Environments on the same indexes share pages and metadata within the run.
+            index = indexes.get(env.indexes) or PackageIndex(http, env.indexes, cache_dir, stats)
+            indexes[env.indexes] = index
             previous = None if upgrade else read_lock(env.lock_path)
             resolutions: list[Resolution] = []
             for target in targets_of(env):
@@ -73,11 +76,11 @@ def lock_environments(
                     preferences=prefs,
                 )
                 resolutions.append(resolve(env, target, index, options, stats))
-            sizes = {}
-            for res in resolutions:
-                for pkg in res.packages.values():
-                    if pkg.file.size is None and pkg.file.url not in sizes:
-                        sizes[pkg.file.url] = index.file_size(pkg.file)
+            # Indexes without PEP 700 sizes: ask for each file's size, concurrently.
+            unsized = {p.file.url: p.file for r in resolutions for p in r.packages.values()
+                       if p.file.size is None}
+            sized = http.pool.map(index.file_size, unsized.values())
+            sizes = dict(zip(unsized, sized, strict=True))
             plans.append((env, build_lock(env, resolutions, sizes), resolutions))
     results = []
     # Write only after every environment resolved: a failure leaves all locks as they were.
