@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +97,7 @@ class EnvironmentSpec:
         which the lock records itself)."""
         payload = {
             "python": self.python,
-            "dependencies": sorted(str(r) for r in self.requirements),
+            "dependencies": sorted(_canonical(r) for r in self.requirements),
             "indexes": [[i.name, _strip_credentials(i.url)] for i in self.indexes],
             "exclude-newer": self.exclude_newer.isoformat() if self.exclude_newer else None,
             "allow-sdist": (
@@ -110,6 +110,12 @@ class EnvironmentSpec:
         }
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
         return "sha256:" + hashlib.sha256(blob).hexdigest()
+
+
+def _canonical(req: Requirement) -> str:
+    """A requirement's text with its name normalised, so `Requests` and `requests` agree."""
+    req.name = canonicalize_name(req.name)
+    return str(req)
 
 
 def _replace(env: EnvironmentSpec, **changes: Any) -> EnvironmentSpec:
@@ -338,6 +344,8 @@ def parse_timestamp(value: str, where: str) -> datetime:
 def _timestamp(ctx: _Ctx, value: Any, key: str) -> datetime | None:
     if value is None:
         return None
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ctx.fail(key, "timestamp needs a timezone (e.g. a trailing Z)")

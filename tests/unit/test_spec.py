@@ -534,3 +534,17 @@ def test_content_hash_ignores_dependency_order_and_whitespace() -> None:
     reordered = BASE.replace('["requests>=2"]', '["rich", "requests >= 2"]')
     plain = BASE.replace('["requests>=2"]', '["requests>=2", "rich"]')
     assert _parse(reordered).root.content_hash() == _parse(plain).root.content_hash()
+
+
+def test_requirement_name_case_does_not_change_the_content_hash(tmp_path: Path) -> None:
+    a = parse_spec({"python": "3.11", "dependencies": ["Requests>=2"]}, tmp_path / "envlock.toml")
+    b = parse_spec({"python": "3.11", "dependencies": ["requests>=2"]}, tmp_path / "envlock.toml")
+    assert a.root.content_hash() == b.root.content_hash()
+
+
+def test_exclude_newer_accepts_a_bare_toml_date(tmp_path: Path) -> None:
+    path = tmp_path / "envlock.toml"
+    path.write_text('python = "3.11"\nexclude-newer = 2024-03-01\n')
+    spec = load_spec(path)
+    assert spec.root.exclude_newer is not None
+    assert spec.root.exclude_newer.isoformat() == "2024-03-01T00:00:00+00:00"
