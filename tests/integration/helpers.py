@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from packaging.pylock import Pylock
+
 from envlock._toml import tomllib
 from envlock.platforms import Target
-from packaging.pylock import Pylock
 
 
 @dataclass

@@ -6,9 +6,9 @@ import socket
 from pathlib import Path
 
 import pytest
-from support.wheels import Dist
 
 from integration.helpers import envlock, load_lock, selected, selected_files, write_spec
+from support.wheels import Dist
 
 LINUX = "cp311-cp311-manylinux_2_17_x86_64"
 MAC = "cp311-cp311-macosx_11_0_arm64"

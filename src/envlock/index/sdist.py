@@ -11,10 +11,15 @@ import os
 import tarfile
 import tempfile
 import threading
+import warnings
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
+import pyproject_hooks
+from build import ProjectBuilder
+from build.env import DefaultIsolatedEnv
 from packaging.version import Version
 
 from envlock.index.metadata import CoreMetadata, MetadataError, parse_metadata
@@ -66,21 +71,54 @@ def sdist_metadata(data: bytes, filename: str, index_urls: Sequence[str]) -> byt
 
 def build_metadata(data: bytes, filename: str, index_urls: Sequence[str]) -> bytes:
     """Ask the sdist's own PEP 517 backend for its metadata, in an isolated environment."""
-    import build.util
-
     with tempfile.TemporaryDirectory(prefix="envlock-sdist-") as tmp:
-        root = Path(tmp)
-        _extract(data, filename, root)
-        dirs = [p for p in root.iterdir() if p.is_dir()]
-        if len(dirs) != 1:
-            raise MetadataError(f"{filename} does not unpack to one directory")
-        with _index_env(index_urls):
+        source = unpack_sdist(data, filename, Path(tmp))
+        with isolated_builder(source, index_urls, filename) as builder:
             try:
-                message = build.util.project_wheel_metadata(dirs[0], isolated=True)
-            except Exception as exc:  # the backend is foreign code: any failure is its own
-                first = str(exc).strip().splitlines()[-1:] or [type(exc).__name__]
-                raise MetadataError(f"building metadata of {filename} failed: {first[0]}") from None
-        return message.as_bytes()  # type: ignore[attr-defined, no-any-return]
+                path = Path(builder.metadata_path(Path(tmp) / "metadata"))
+            except Exception as exc:  # foreign code: any failure is the backend's
+                raise MetadataError(f"building metadata of {filename} failed: "
+                                    f"{_last_line(exc)}") from None
+            return (path / "METADATA").read_bytes()
+
+
+def unpack_sdist(data: bytes, filename: str, dest: Path) -> Path:
+    """Unpack an sdist safely into ``dest``; returns its single top-level directory."""
+    _extract(data, filename, dest)
+    dirs = [p for p in dest.iterdir() if p.is_dir()]
+    if len(dirs) != 1:
+        raise MetadataError(f"{filename} does not unpack to one directory")
+    return dirs[0]
+
+
+@contextmanager
+def isolated_builder(source: Path, index_urls: Sequence[str],
+                     filename: str) -> Iterator[ProjectBuilder]:
+    """A PEP 517 builder in a fresh isolated environment with its build requirements."""
+    # Backends' warnings (deprecations and the like) are the package's business, not our output.
+    with _index_env(index_urls), warnings.catch_warnings(), DefaultIsolatedEnv() as env:
+        warnings.simplefilter("ignore")
+        try:
+            builder = ProjectBuilder.from_isolated_env(
+                env, source, runner=pyproject_hooks.quiet_subprocess_runner)
+            env.install(builder.build_system_requires)
+            env.install(builder.get_requires_for_build("wheel"))
+        except Exception as exc:  # pip or the backend failed: report, don't crash
+            raise MetadataError(f"setting up the build of {filename} failed: "
+                                f"{_last_line(exc)}") from None
+        yield builder
+
+
+def _last_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    for attr in ("stderr", "output"):
+        extra = getattr(exc, attr, None)
+        if isinstance(extra, bytes):
+            extra = extra.decode(errors="replace")
+        if isinstance(extra, str) and extra.strip():
+            text = extra.strip()
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return (lines[-1] if lines else type(exc).__name__)[:300]
 
 
 def _extract(data: bytes, filename: str, dest: Path) -> None:

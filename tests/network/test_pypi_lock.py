@@ -1,0 +1,68 @@
+"""Against the real PyPI (marked ``network``; runs in CI, deselect with -m "not network")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from integration.helpers import envlock, load_lock, selected
+
+pytestmark = pytest.mark.network
+
+PLATFORMS = ["linux-64", "linux-aarch64", "osx-64", "osx-arm64", "win-64"]
+
+
+def test_lock_real_packages_for_every_platform(tmp_path: Path) -> None:
+    (tmp_path / "envlock.toml").write_text(
+        'python = "3.11"\n'
+        f"platforms = {PLATFORMS!r}\n".replace("'", '"')
+        + 'dependencies = ["requests==2.32.3", "numpy==2.1.3", "rich==13.9.4",'
+        ' "colorama==0.4.6; sys_platform == \\"win32\\""]\n'
+        'exclude-newer = "2025-01-01T00:00:00Z"\n'
+    )
+    r = envlock(tmp_path, "lock")
+    assert r.code == 0, r.stderr
+    lock_path = tmp_path / "pylock.toml"
+    for platform in PLATFORMS:
+        chosen = selected(lock_path, platform)
+        assert chosen["numpy"] == "2.1.3"
+        assert chosen["requests"] == "2.32.3"
+        assert ("colorama" in chosen) == (platform == "win-64")
+    numpy = next(p for p in load_lock(lock_path)["packages"] if p["name"] == "numpy")
+    names = sorted(w["name"] for w in numpy["wheels"])
+    assert len(names) == 5  # one native wheel per platform, nothing more
+    assert any("win_amd64" in n for n in names) and any("macosx" in n and "arm64" in n
+                                                         for n in names)
+    # Deterministic against the real index: a fresh cache gives the same bytes.
+    first = lock_path.read_bytes()
+    lock_path.unlink()
+    assert envlock(tmp_path, "lock", "--cache-dir", str(tmp_path / "other-cache")).code == 0
+    assert lock_path.read_bytes() == first
+    assert envlock(tmp_path, "lock", "--check").code == 0
+
+
+def test_real_source_only_release_with_allow_sdist(tmp_path: Path) -> None:
+    (tmp_path / "envlock.toml").write_text(
+        'python = "3.11"\nplatforms = ["linux-64"]\n'
+        'dependencies = ["fancyimpute==0.7.0"]\nallow-sdist = ["fancyimpute", "knnimpute"]\n'
+        'exclude-newer = "2025-06-01T00:00:00Z"\n'
+    )
+    r = envlock(tmp_path, "lock")
+    assert r.code == 0, r.stderr
+    entry = next(p for p in load_lock(tmp_path / "pylock.toml")["packages"]
+                 if p["name"] == "fancyimpute")
+    assert entry["sdist"]["name"].startswith("fancyimpute-0.7.0")
+    chosen = selected(tmp_path / "pylock.toml", "linux-64")
+    assert "knnimpute" in chosen  # a dependency read from the sdist's metadata
+    assert "Warning" not in r.stderr  # the backend's own chatter stays out of our output
+
+
+def test_source_only_release_is_refused_without_allow_sdist(tmp_path: Path) -> None:
+    (tmp_path / "envlock.toml").write_text(
+        'python = "3.11"\nplatforms = ["linux-64"]\ndependencies = ["fancyimpute==0.7.0"]\n'
+    )
+    r = envlock(tmp_path, "lock")
+    assert r.code == 1
+    assert "no wheel of fancyimpute for linux-64 / cp311" in r.stderr
+    assert "allow-sdist" in r.stderr
