@@ -403,3 +403,8 @@ def _platform_options(ctx: _Ctx, value: Any) -> PlatformOptions:
         else None,
         manylinux_legacy_aliases=legacy,
     )
+
+
+def platform_options_from(table: Mapping[str, Any], where: Path) -> PlatformOptions:
+    """Rebuild tag floors from a ``[platform-tags]``-shaped table (e.g. stored in a lock)."""
+    return _platform_options(_Ctx(where), table)

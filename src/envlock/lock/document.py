@@ -90,6 +90,7 @@ def envlock_table(env: EnvironmentSpec, targets: Sequence[Target]) -> dict[str, 
         "version": __version__,
         "environment": env.label,
         "spec-hash": env.content_hash(),
+        "platform-tags": env.platform_options.as_dict(),
         "targets": [
             {
                 "platform": t.platform,

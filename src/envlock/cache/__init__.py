@@ -1,0 +1,1 @@
+"""The local package cache: content-addressed artifacts, unpacked wheels, built sdists."""

@@ -1,0 +1,89 @@
+"""Locked sdists built into wheels once, at fetch time, cached under the sdist's sha256.
+
+The build runs in an isolated environment whose build requirements come from the spec's indexes
+(PyPA ``build``). A pure-Python result serves every platform; a native one only the host.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from packaging.tags import create_compatible_tags_selector
+from packaging.utils import parse_wheel_filename
+
+from envlock.cache.store import ArtifactStore
+from envlock.errors import EnvlockError
+from envlock.index.metadata import MetadataError
+from envlock.index.sdist import isolated_builder, unpack_sdist
+from envlock.lock.select import Artifact
+from envlock.platforms import Target, host_platform
+
+
+class BuildError(EnvlockError):
+    """A locked sdist could not be turned into a wheel for a target."""
+
+    exit_code = 1
+
+
+def ensure_built(store: ArtifactStore, art: Artifact, sdist: Path, target: Target,
+                 index_urls: Sequence[str]) -> Path:
+    """A wheel built from ``sdist`` that ``target`` can install (building it if needed)."""
+    selector = create_compatible_tags_selector(target.tags)
+    directory = store.built_dir(art.sha256)
+
+    def suitable() -> Path | None:
+        if not directory.is_dir():
+            return None
+        wheels = [(p, parse_wheel_filename(p.name)[3]) for p in sorted(directory.glob("*.whl"))]
+        return next(selector(wheels), None)
+
+    found = suitable()
+    if found is not None:
+        return found
+    if directory.is_dir() and any(directory.glob("*.whl")):
+        raise _foreign_native(art, target)
+    with store.lock("build-" + art.sha256):
+        found = suitable()
+        if found is not None:
+            return found
+        wheel = _build(store, art, sdist, index_urls)
+        directory.mkdir(parents=True, exist_ok=True)
+        os.replace(wheel, directory / wheel.name)
+    found = suitable()
+    if found is None:
+        raise _foreign_native(art, target)
+    return found
+
+
+def _foreign_native(art: Artifact, target: Target) -> BuildError:
+    return BuildError(
+        f"{art.filename} builds a platform-specific wheel on {host_platform()}, which cannot "
+        f"serve {target.platform}",
+        hint=f"build on a {target.platform} machine, or lock a version with {target.platform} "
+        "wheels",
+    )
+
+
+def _build(store: ArtifactStore, art: Artifact, sdist: Path, index_urls: Sequence[str]) -> Path:
+    work = Path(tempfile.mkdtemp(prefix="build-", dir=store.tmpdir()))
+    try:
+        source = unpack_sdist(sdist.read_bytes(), art.filename, work / "src")
+        with isolated_builder(source, index_urls, art.filename) as builder:
+            try:
+                built = Path(builder.build("wheel", work / "dist"))
+            except Exception as exc:  # the backend is foreign code
+                raise BuildError(f"building {art.filename} failed: {str(exc)[:300]}") from None
+        name, version, _, _ = parse_wheel_filename(built.name)
+        if name != art.name or str(version) != str(art.version):
+            raise BuildError(f"{art.filename} built {built.name}, not {art.name} {art.version}")
+        final = store.tmpdir() / built.name
+        os.replace(built, final)
+        return final
+    except MetadataError as exc:
+        raise BuildError(str(exc)) from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -1,0 +1,149 @@
+"""Download a lock's artifacts into the store: concurrently, hash-checked, resumable.
+
+Only URLs that are in the lock are fetched; a cached, intact artifact costs no request at all
+(the HTTP client is not even created when nothing is missing).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import httpx
+
+from envlock.cache.store import ArtifactStore, CorruptEntry
+from envlock.errors import NetworkError
+from envlock.index.client import HttpClient, redact, status_error
+from envlock.lock.select import Artifact
+
+_CHUNK = 256 * 1024
+_ATTEMPTS = 4
+
+
+@dataclass
+class FetchEvents:
+    """Callbacks for progress display (called from worker threads)."""
+
+    start: Callable[[int, int], None] = lambda files, size: None
+    advance: Callable[[int], None] = lambda n: None
+    done: Callable[[Artifact], None] = lambda art: None
+    corrupt: Callable[[Artifact], None] = lambda art: None
+
+
+@dataclass
+class FetchResult:
+    downloaded: list[Artifact] = field(default_factory=list)
+    cached: list[Artifact] = field(default_factory=list)
+    repaired: list[Artifact] = field(default_factory=list)
+
+    @property
+    def bytes_downloaded(self) -> int:
+        return sum(a.size or 0 for a in self.downloaded)
+
+
+def missing(store: ArtifactStore, artifacts: Sequence[Artifact],
+            on_corrupt: Callable[[Artifact], None] | None = None) -> list[Artifact]:
+    """Artifacts not (intact) in the store; corrupt entries are removed on the way."""
+    out = []
+    for art in artifacts:
+        try:
+            if store.get(art.sha256, art.filename, art.size) is not None:
+                continue
+        except CorruptEntry:
+            if on_corrupt is not None:
+                on_corrupt(art)
+        out.append(art)
+    return out
+
+
+def fetch(store: ArtifactStore, artifacts: Sequence[Artifact],
+          make_client: Callable[[], HttpClient], events: FetchEvents | None = None,
+          max_workers: int = 8) -> FetchResult:
+    """Make every artifact present in the store; raises on the first failure."""
+    events = events or FetchEvents()
+    result = FetchResult()
+    repaired: list[Artifact] = []
+
+    def corrupt(art: Artifact) -> None:
+        repaired.append(art)
+        events.corrupt(art)
+
+    todo = missing(store, artifacts, corrupt)
+    result.repaired = repaired
+    result.cached = [a for a in artifacts if a not in todo]
+    events.start(len(todo), sum(a.size or 0 for a in todo))
+    if not todo:
+        return result
+    with make_client() as http, ThreadPoolExecutor(max_workers, "envlock-fetch") as pool:
+        for art in pool.map(lambda a: _fetch_one(store, http, a, events), todo):
+            result.downloaded.append(art)
+    return result
+
+
+def _fetch_one(store: ArtifactStore, http: HttpClient, art: Artifact,
+               events: FetchEvents) -> Artifact:
+    with store.lock(art.sha256):
+        # Another process may have fetched it while we waited for the lock.
+        try:
+            if store.get(art.sha256, art.filename, art.size) is not None:
+                events.advance(art.size or 0)
+                events.done(art)
+                return art
+        except CorruptEntry:
+            pass
+        for attempt in range(1, _ATTEMPTS + 1):
+            counted = 0
+
+            def on_bytes(n: int) -> None:
+                nonlocal counted
+                counted += n
+                events.advance(n)
+
+            try:
+                store.ingest(art.sha256, art.filename, _download(http, art, on_bytes), art.size)
+                break
+            except _Restart:
+                events.advance(-counted)
+                if attempt == _ATTEMPTS:
+                    raise NetworkError(
+                        f"downloading {art.filename} from {redact(art.url)} kept failing "
+                        f"(after {attempt} attempts)"
+                    ) from None
+        events.done(art)
+        return art
+
+
+class _Restart(Exception):
+    """The download broke in a way that cannot be resumed: start over."""
+
+
+def _download(http: HttpClient, art: Artifact, on_bytes: Callable[[int], None]) -> Iterator[bytes]:
+    """The file's bytes; a broken connection resumes with a Range request where possible."""
+    got = 0
+    resumes = 0
+    while True:
+        headers = {"Range": f"bytes={got}-"} if got else None
+        try:
+            with http.stream(art.url, headers=headers) as response:
+                if got and response.status_code != 206:
+                    raise _Restart()
+                if got and not _starts_at(response, got):
+                    raise _Restart()
+                if not got and response.status_code != 200:
+                    raise status_error(response, f"cannot download {art.filename}")
+                for chunk in response.iter_bytes(_CHUNK):
+                    got += len(chunk)
+                    on_bytes(len(chunk))
+                    yield chunk
+                return
+        except (httpx.TransportError, httpx.StreamError):
+            resumes += 1
+            if resumes >= _ATTEMPTS:
+                raise _Restart() from None
+
+
+def _starts_at(response: httpx.Response, offset: int) -> bool:
+    match = re.match(r"bytes (\d+)-", response.headers.get("content-range", ""))
+    return bool(match) and int(match.group(1)) == offset  # type: ignore[union-attr]

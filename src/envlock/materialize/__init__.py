@@ -1,0 +1,1 @@
+"""Lock + target + cache -> an environment directory or a reproducible archive; verification."""
