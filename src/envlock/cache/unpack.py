@@ -26,6 +26,7 @@ from envlock.cache.store import ArtifactStore
 from envlock.errors import IntegrityError
 
 RECORD_NAME = "RECORD"
+_FORMAT = ".records-v2"  # bump when the cached tree layout or .records format changes
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class RecordRow:
     path: str
     hash: str  # "sha256=<urlsafe b64>" or ""
     size: str
+    stamp: str = ""  # "<size>:<mtime_ns>" of the cached copy, to notice edits through links
 
 
 @dataclass(frozen=True)
@@ -57,18 +59,34 @@ def unpacked(store: ArtifactStore, wheel: Path, sha256: str, name: str,
              version: str) -> UnpackedWheel:
     """The cached tree of a verified wheel, unpacking it (once, atomically) if needed."""
     root = store.unpacked_path(sha256)
-    if not (root / ".records").is_file():
+    if not (root / _FORMAT).is_file():
         with store.lock("unpack-" + sha256):
-            if not (root / ".records").is_file():
+            if not (root / _FORMAT).is_file():
                 _unpack(store, wheel, root, name, version)
     return _load(root)
 
 
 def _load(root: Path) -> UnpackedWheel:
-    lines = (root / ".records").read_text("utf-8").splitlines()
+    lines = (root / _FORMAT).read_text("utf-8").splitlines()
     dist_info = lines[0]
     rows = tuple(RecordRow(*row) for row in csv.reader(lines[1:]))
     return UnpackedWheel(root, dist_info, rows)
+
+
+class TamperedTree(Exception):
+    """A cached unpacked file changed since it was verified (edited through a hard link)."""
+
+
+def check_stamp(path: Path, row: RecordRow) -> None:
+    """Raise TamperedTree if ``path`` is not the file verified at unpack time (one stat)."""
+    st = os.stat(path)
+    if row.stamp and f"{st.st_size}:{st.st_mtime_ns}" != row.stamp:
+        raise TamperedTree(str(path))
+
+
+def discard(store: ArtifactStore, key: str) -> None:
+    """Forget an unpacked tree (it is unpacked again from the verified wheel on next use)."""
+    shutil.rmtree(store.unpacked_path(key), ignore_errors=True)
 
 
 def _safe_member(name: str, wheel: str) -> str:
@@ -114,12 +132,14 @@ def _unpack(store: ArtifactStore, wheel: Path, root: Path, name: str, version: s
                 mode = (info.external_attr >> 16) & 0o777
                 if mode & 0o111:
                     os.chmod(target, 0o755)
-                rows.append(RecordRow(member, actual, str(len(data))))
+                st = target.stat()
+                rows.append(RecordRow(member, actual, str(len(data)),
+                                      f"{st.st_size}:{st.st_mtime_ns}"))
         out = io.StringIO()
         out.write(dist_info + "\n")
         csv.writer(out, lineterminator="\n").writerows(
-            (r.path, r.hash, r.size) for r in sorted(rows, key=lambda r: r.path))
-        (tmp / ".records").write_text(out.getvalue(), "utf-8")
+            (r.path, r.hash, r.size, r.stamp) for r in sorted(rows, key=lambda r: r.path))
+        (tmp / _FORMAT).write_text(out.getvalue(), "utf-8")
         root.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(root, ignore_errors=True)
         os.replace(tmp, root)

@@ -50,7 +50,7 @@ def _root(
     """Lock, snapshot and build Python environments for any platform."""
 
 
-def _set_verbosity(quiet: bool, verbose: bool) -> None:
+def set_verbosity(quiet: bool, verbose: bool) -> None:
     Verbosity.level = -1 if quiet else (1 if verbose else 0)
 
 
@@ -85,7 +85,7 @@ def lock(
     """Resolve the spec for its target platforms and write PEP 751 pylock files."""
     from envlock.lock.service import check_locks, lock_environments
 
-    _set_verbosity(quiet, verbose)
+    set_verbosity(quiet, verbose)
     loaded = _load(spec)
     envs = loaded.select(env)
     if platform:
@@ -139,8 +139,14 @@ def platforms(
     stdout.print(table)
 
 
+def _register() -> None:
+    # Imported for their @app.command side effects.
+    from envlock.cli import cache_commands, environments  # noqa: F401
+
+
 def main() -> None:
     """Console-script entry point: one place turns expected failures into exit codes."""
+    _register()
     try:
         app()  # standalone: typer reports usage errors itself (exit 2)
     except EnvlockError as exc:

@@ -22,7 +22,7 @@ from packaging.utils import parse_wheel_filename
 
 from envlock import __version__
 from envlock.cache.store import ArtifactStore, CorruptEntry
-from envlock.cache.unpack import unpacked
+from envlock.cache.unpack import TamperedTree, UnpackedWheel, discard, unpacked
 from envlock.errors import EnvlockError, UsageError
 from envlock.lock.select import Artifact, LoadedLock
 from envlock.materialize.archive import write_archive
@@ -129,8 +129,19 @@ def materialize(
             lambda w: unpacked(store, w[1], w[2], w[0].name, w[0].version), wheels))
         on_phase("installing")
         linker = Linker(link_mode)
-        list(pool.map(lambda t: install_wheel(t[1], staging, layout, linker, t[0].name),
-                      zip([w[0] for w in wheels], trees, strict=True)))
+
+        def install(item: tuple[tuple[Artifact, Path, str], UnpackedWheel]) -> None:
+            (art, wheel_path, key), tree = item
+            try:
+                install_wheel(tree, staging, layout, linker, art.name)
+            except TamperedTree:
+                # A cached file was edited through a link from some environment: unpack the
+                # verified wheel again and install from the fresh tree.
+                discard(store, key)
+                fresh = unpacked(store, wheel_path, key, art.name, art.version)
+                install_wheel(fresh, staging, layout, linker, art.name)
+
+        list(pool.map(install, zip(wheels, trees, strict=True)))
         _write_interpreter(staging, layout, base)
         _write_meta(staging, lock, target, base, [w[0] for w in wheels])
         compiled = False

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from envlock.cache.unpack import RecordRow, UnpackedWheel, record_hash
+from envlock.cache.unpack import RecordRow, UnpackedWheel, check_stamp, record_hash
 from envlock.errors import IntegrityError
 from envlock.materialize.layout import Layout
 from envlock.materialize.scripts import (
@@ -82,7 +82,9 @@ def install_wheel(wheel: UnpackedWheel, env_root: Path, layout: Layout, linker: 
             rel = f"{site}/{row.path}"
         dest = env_root / rel
         ensure_parent(dest)
-        linker.place(wheel.root / row.path, dest)
+        source = wheel.root / row.path
+        check_stamp(source, row)
+        linker.place(source, dest)
         written.append((rel, row.hash, row.size))
 
     ep_file = wheel.root / wheel.dist_info / "entry_points.txt"

@@ -59,7 +59,7 @@ def verify(env_dir: Path, lock: LoadedLock | None) -> Report:
                 f"built from a different lock ({meta.get('lock')} sha256 "
                 f"{str(meta.get('lock-sha256'))[:12]}…), not {lock.path.name}")
         target = lock.target(platform)
-        expected = {a.name: a.version for a in lock.artifacts(target)}
+        expected: dict[str, str] = {a.name: a.version for a in lock.artifacts(target)}
     else:
         expected = recorded
     python_version = ".".join(str(meta.get("python", "3")).split(".")[:2])
@@ -83,7 +83,7 @@ def verify(env_dir: Path, lock: LoadedLock | None) -> Report:
         report.problems.append(f"extra package {name} {installed[name][0]}")
     report.packages = len(installed)
     accounted: set[Path] = set()
-    for name, (_, dist_info) in sorted(installed.items()):
+    for _, dist_info in sorted(installed.values()):
         _check_record(dist_info, site, report, accounted)
     for path in _walk(site):
         if path not in accounted:
@@ -125,7 +125,7 @@ def _check_record(dist_info: Path, site: Path, report: Report, accounted: set[Pa
 
 
 def _walk(site: Path) -> list[Path]:
-    out = []
+    out: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(site):
         dirnames[:] = sorted(d for d in dirnames if d not in _IGNORED_DIRS)
         out.extend(Path(dirpath) / f for f in sorted(filenames) if not f.endswith(".pyc"))

@@ -1,0 +1,231 @@
+"""``envlock fetch``, ``materialize``, ``build`` and ``verify``."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from envlock.cache.fetch import FetchEvents, FetchResult
+from envlock.cache.service import Snapshot, snapshot
+from envlock.cache.store import ArtifactStore
+from envlock.cli.app import CacheOpt, QuietOpt, SpecOpt, VerboseOpt, app, set_verbosity
+from envlock.cli.output import Verbosity, cache_dir, debug, info, stderr, stdout
+from envlock.errors import UsageError
+from envlock.lock import select
+from envlock.lock.select import LoadedLock
+from envlock.platforms import host_platform
+from envlock.spec import SPEC_FILENAME, EnvironmentSpec, load_spec, parse_platforms
+
+EnvsOpt = Annotated[list[str], typer.Option(
+    "--env", "-e", help="Environment ('default' = top level; repeatable). Default: all.")]
+PlatformsOpt = Annotated[list[str], typer.Option(
+    "--platform", "-p", help="Platform (repeatable). Default: every platform in the lock.")]
+OneEnvOpt = Annotated[str, typer.Option("--env", "-e", help="Environment ('default' = top level).")]
+OutputOpt = Annotated[Optional[Path], typer.Option(  # noqa: UP045
+    "--output", "-o", help="Build into this directory.", show_default=False)]
+ArchiveOpt = Annotated[Optional[Path], typer.Option(  # noqa: UP045
+    "--archive", help="Build this reproducible .tar.gz instead of a directory.",
+    show_default=False)]
+BasePythonOpt = Annotated[Optional[str], typer.Option(  # noqa: UP045
+    "--base-python", help="Interpreter path on the machine that will run the environment "
+    "(default for the host platform: a matching Python found here).", show_default=False)]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing output.")]
+CompileOpt = Annotated[bool, typer.Option("--compile", help="Byte-compile .pyc files.")]
+LinkOpt = Annotated[str, typer.Option(
+    "--link-mode", help="hardlink (default; copies across filesystems) or copy.")]
+
+
+def _snapshots(spec: Path, envs: list[str], platforms: list[str]) -> list[Snapshot]:
+    loaded = load_spec(spec)
+    wanted = parse_platforms(platforms, "--platform") if platforms else ()
+    out = []
+    for env in loaded.select(envs):
+        lock = select.load(env.lock_path)
+        for p in wanted:
+            lock.target(p)  # a clear error for a platform the lock does not have
+        out.append(Snapshot(env, lock, tuple(wanted)))
+    return out
+
+
+def _fetch_hint(env: EnvironmentSpec, platform: str) -> str:
+    hint = f"envlock fetch --platform {platform}"
+    return hint + (f" --env {env.name}" if env.name else "")
+
+
+@contextmanager
+def _fetch_progress() -> Iterator[FetchEvents]:
+    """A progress bar (files, bytes, rate, ETA) on a terminal; plain lines otherwise."""
+    lock = threading.Lock()
+    if Verbosity.level < 0 or not stderr.is_terminal:
+        def announce(files: int, size: int) -> None:
+            if files:
+                info(f"fetching {files} artifact(s), {size / 1e6:.1f} MB")
+
+        yield FetchEvents(start=announce, done=lambda a: debug(f"  fetched {a.filename}"),
+                          corrupt=lambda a: info(f"corrupt cache entry of {a.filename} "
+                                                 "removed; fetching it again"))
+        return
+    progress = Progress(
+        TextColumn("[bold]fetch"), BarColumn(), MofNCompleteColumn(), DownloadColumn(),
+        TransferSpeedColumn(), TimeRemainingColumn(), console=stderr, transient=True)
+    task = progress.add_task("fetch", total=0)
+    files = progress.add_task("files", total=0, visible=False)
+
+    def start(n: int, size: int) -> None:
+        progress.update(task, total=size)
+        progress.update(files, total=n)
+
+    def advance(n: int) -> None:
+        with lock:
+            progress.advance(task, n)
+
+    with progress:
+        yield FetchEvents(
+            start=start, advance=advance,
+            done=lambda a: progress.advance(files, 1),
+            corrupt=lambda a: progress.console.print(
+                f"corrupt cache entry of {a.filename} removed; fetching it again"))
+
+
+def _report_fetch(result: FetchResult) -> None:
+    got = len(result.downloaded)
+    info(f"{got} downloaded ({result.bytes_downloaded / 1e6:.1f} MB), "
+         f"{len(result.cached)} already cached")
+
+
+@app.command()
+def fetch(
+    spec: SpecOpt = Path(SPEC_FILENAME),
+    env: EnvsOpt = [],  # noqa: B006
+    platform: PlatformsOpt = [],  # noqa: B006
+    cache: CacheOpt = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Download every artifact of the locks into the local cache (hash-checked)."""
+    set_verbosity(quiet, verbose)
+    snaps = _snapshots(spec, env, platform)
+    store = ArtifactStore(cache_dir(cache))
+    with _fetch_progress() as events:
+        result = snapshot(store, snaps, events)
+    _report_fetch(result)
+
+
+def _materialize(spec: Path, env: str, platform: str, output: Path | None,
+                 archive: Path | None, base_python: str | None, force: bool, compile_: bool,
+                 link_mode: str, store: ArtifactStore) -> None:
+    from envlock.materialize.environment import materialize as run
+
+    if link_mode not in ("hardlink", "copy"):
+        raise UsageError(f"--link-mode must be hardlink or copy, got {link_mode!r}")
+    target_env = load_spec(spec).select([env])[0]
+    lock: LoadedLock = select.load(target_env.lock_path)
+    result = run(
+        lock, platform, store, output=output, archive=archive, base_python=base_python,
+        force=force, compile_bytecode=compile_, link_mode=link_mode,
+        fetch_hint=_fetch_hint(target_env, platform),
+        on_phase=lambda phase: debug(phase),
+    )
+    where = result.output if result.output is not None else result.archive
+    info(f"[bold]{target_env.label}[/bold] for {platform}: {result.packages} packages → {where}"
+         + (" (byte-compiled)" if result.compiled else ""))
+    if result.archive_sha256:
+        stdout.print(f"sha256:{result.archive_sha256}  {result.archive}")
+
+
+@app.command()
+def materialize(
+    platform: Annotated[str, typer.Option("--platform", "-p", help="Locked platform to build.")],
+    env: OneEnvOpt = "default",
+    output: OutputOpt = None,
+    archive: ArchiveOpt = None,
+    base_python: BasePythonOpt = None,
+    force: ForceOpt = False,
+    compile: CompileOpt = False,
+    link_mode: LinkOpt = "hardlink",
+    spec: SpecOpt = Path(SPEC_FILENAME),
+    cache: CacheOpt = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Build an environment from the cache alone (never uses the network)."""
+    set_verbosity(quiet, verbose)
+    parse_platforms([platform], "--platform")
+    _materialize(spec, env, platform, output, archive, base_python, force, compile, link_mode,
+                 ArtifactStore(cache_dir(cache)))
+
+
+@app.command()
+def build(
+    platform: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        "--platform", "-p", help="Locked platform to build (default: the host's).")] = None,
+    env: OneEnvOpt = "default",
+    output: OutputOpt = None,
+    archive: ArchiveOpt = None,
+    base_python: BasePythonOpt = None,
+    force: ForceOpt = False,
+    compile: CompileOpt = False,
+    link_mode: LinkOpt = "hardlink",
+    spec: SpecOpt = Path(SPEC_FILENAME),
+    cache: CacheOpt = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """`fetch` what is missing, then `materialize` (default output .envlock/envs/ENV-PLATFORM)."""
+    set_verbosity(quiet, verbose)
+    platform = platform or host_platform()
+    parse_platforms([platform], "--platform")
+    store = ArtifactStore(cache_dir(cache))
+    snaps = _snapshots(spec, [env], [platform])
+    with _fetch_progress() as events:
+        result = snapshot(store, snaps, events)
+    if result.downloaded:
+        _report_fetch(result)
+    if output is None and archive is None:
+        output = spec.parent / ".envlock" / "envs" / f"{snaps[0].env.label}-{platform}"
+    _materialize(spec, env, platform, output, archive, base_python, force, compile, link_mode,
+                 store)
+
+
+@app.command()
+def verify(
+    directory: Annotated[Path, typer.Argument(help="The environment to check.")],
+    lock: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        "--lock", help="Lock to check against (default: the one it was built from, beside "
+        "the spec, if present).", show_default=False)] = None,
+    spec: SpecOpt = Path(SPEC_FILENAME),
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Check an environment against its lock; exit 1 listing every difference."""
+    from envlock.materialize.verify import read_meta
+    from envlock.materialize.verify import verify as run
+
+    set_verbosity(quiet, verbose)
+    if lock is None:
+        recorded = spec.parent / str(read_meta(directory).get("lock", "pylock.toml"))
+        lock = recorded if recorded.is_file() else None
+    loaded = select.load(lock) if lock is not None else None
+    report = run(directory, loaded)
+    against = loaded.path.name if loaded else "the package list recorded at build time"
+    if report.clean:
+        info(f"{directory}: {report.packages} packages, {report.files} files match {against}")
+        return
+    for problem in report.problems:
+        stdout.print(problem, markup=False)
+    info(f"{directory}: {len(report.problems)} difference(s) from {against}")
+    raise typer.Exit(1)
