@@ -260,8 +260,11 @@ def _run_once(case: Case, cache: Path, env: dict[str, str], log: Path) -> tuple[
 
 def measure(cases: Sequence[Case], runs: int, env: dict[str, str], caches: Path) -> list[Row]:
     """Run every case ``runs`` times: cold on a fresh cache, then warm on the same cache."""
+    # Insertion order is the table's: per workload and target, cold then warm, tools in order.
     rows = {(c.workload, c.target, s, c.tool.name): Row(c.workload, c.target, s, c.tool.name)
-            for c in cases for s in ("cold", "warm")}
+            for w, t in dict.fromkeys((c.workload, c.target) for c in cases)
+            for s in ("cold", "warm")
+            for c in cases if (c.workload, c.target) == (w, t)}
     for run in range(1, runs + 1):
         for case in cases:
             cold = rows[(case.workload, case.target, "cold", case.tool.name)]
@@ -324,12 +327,15 @@ def print_table(rows: Sequence[Row]) -> None:
         for line in (COLUMNS, *body):
             print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)))
         return
-    table = Table(*COLUMNS, title="lock wall time (median seconds; ratio = tool / envlock)")
-    for col in ("seconds", "ratio", "packages"):
-        table.columns[COLUMNS.index(col)].justify = "right"
-    for line in body:
-        table.add_row(*line)
-    Console().print(table)
+    table = Table(title="lock wall time (median seconds; ratio = tool / envlock)")
+    for col in COLUMNS:
+        table.add_column(col, no_wrap=True,
+                         justify="right" if col in ("seconds", "ratio", "packages") else "left")
+    for i, line in enumerate(body):
+        table.add_row(*line, end_section=i + 1 < len(body) and body[i + 1][:3] != line[:3])
+    console = Console()
+    console.width = max(console.width, 120)  # not a terminal: rich assumes 80 and would wrap
+    console.print(table)
 
 
 def host_info() -> dict[str, str]:

@@ -76,9 +76,14 @@ def fetch(store: ArtifactStore, artifacts: Sequence[Artifact],
     events.start(len(todo), sum(a.size or 0 for a in todo))
     if not todo:
         return result
-    with make_client() as http, ThreadPoolExecutor(max_workers, "envlock-fetch") as pool:
-        for art in pool.map(lambda a: _fetch_one(store, http, a, events), todo):
-            result.downloaded.append(art)
+    with make_client() as http:
+        pool = ThreadPoolExecutor(max_workers, "envlock-fetch")
+        try:
+            for art in pool.map(lambda a: _fetch_one(store, http, a, events), todo):
+                result.downloaded.append(art)
+        finally:
+            # On failure or Ctrl-C, queued downloads are dropped, not waited for.
+            pool.shutdown(wait=True, cancel_futures=True)
     return result
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -139,6 +140,10 @@ def platforms(
     stdout.print(table)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _register() -> None:
     # Imported for their @app.command side effects.
     from envlock.cli import cache_commands, environments  # noqa: F401
@@ -147,6 +152,8 @@ def _register() -> None:
 def main() -> None:
     """Console-script entry point: one place turns expected failures into exit codes."""
     _register()
+    # SIGTERM (docker stop, CI timeouts) unwinds like Ctrl-C, so temporary trees are removed.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         app()  # standalone: typer reports usage errors itself (exit 2)
     except EnvlockError as exc:
