@@ -77,11 +77,11 @@ class TamperedTree(Exception):
     """A cached unpacked file changed since it was verified (edited through a hard link)."""
 
 
-def check_stamp(path: Path, row: RecordRow) -> None:
+def check_stamp(path: str, row: RecordRow) -> None:
     """Raise TamperedTree if ``path`` is not the file verified at unpack time (one stat)."""
     st = os.stat(path)
     if row.stamp and f"{st.st_size}:{st.st_mtime_ns}" != row.stamp:
-        raise TamperedTree(str(path))
+        raise TamperedTree(path)
 
 
 def discard(store: ArtifactStore, key: str) -> None:

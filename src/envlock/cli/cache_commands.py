@@ -7,9 +7,7 @@ from typing import Annotated
 
 import typer
 
-from envlock.cache.maintenance import info as cache_info
-from envlock.cache.maintenance import prune as cache_prune
-from envlock.cache.maintenance import verify as cache_verify
+from envlock.cache import maintenance
 from envlock.cache.store import ArtifactStore
 from envlock.cli.app import CacheOpt, QuietOpt, SpecOpt, app, set_verbosity
 from envlock.cli.output import cache_dir, info, stdout
@@ -32,7 +30,7 @@ def dir_(cache: CacheOpt = None) -> None:
 def info_(cache: CacheOpt = None) -> None:
     """Entries and bytes in the cache."""
     root = cache_dir(cache)
-    stats = cache_info(ArtifactStore(root))
+    stats = maintenance.info(ArtifactStore(root))
     stdout.print(f"cache: {root}", markup=False)
     stdout.print(f"artifacts: {stats.artifacts} ({stats.artifact_bytes / 1e6:.1f} MB)")
     stdout.print(f"unpacked wheels: {stats.unpacked}")
@@ -44,7 +42,7 @@ def info_(cache: CacheOpt = None) -> None:
 def verify_(cache: CacheOpt = None, quiet: QuietOpt = False) -> None:
     """Re-hash every artifact; report and drop the bad ones (exit 1 if any)."""
     set_verbosity(quiet, False)
-    bad, checked = cache_verify(ArtifactStore(cache_dir(cache)))
+    bad, checked = maintenance.verify(ArtifactStore(cache_dir(cache)))
     for path in bad:
         stdout.print(f"corrupt, removed: {path}", markup=False)
     info(f"{checked} artifact(s) checked, {len(bad)} corrupt")
@@ -67,6 +65,6 @@ def prune_(
     if not locks:
         raise UsageError("no lock to keep: pass --keep-lock PATH (prune would empty the cache)")
     keep = {a.sha256 for path in locks for a in select.load(path).all_artifacts()}
-    removed, freed = cache_prune(ArtifactStore(cache_dir(cache)), keep)
+    removed, freed = maintenance.prune(ArtifactStore(cache_dir(cache)), keep)
     info(f"removed {removed} artifact(s), freed {freed / 1e6:.1f} MB; kept what "
          f"{len(locks)} lock(s) need")

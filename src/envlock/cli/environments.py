@@ -6,7 +6,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.progress import (
@@ -19,16 +19,17 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from envlock.cache.fetch import FetchEvents, FetchResult
-from envlock.cache.service import Snapshot, snapshot
 from envlock.cache.store import ArtifactStore
 from envlock.cli.app import CacheOpt, QuietOpt, SpecOpt, VerboseOpt, app, set_verbosity
 from envlock.cli.output import Verbosity, cache_dir, debug, info, stderr, stdout
 from envlock.errors import UsageError
 from envlock.lock import select
-from envlock.lock.select import LoadedLock
 from envlock.platforms import host_platform
 from envlock.spec import SPEC_FILENAME, EnvironmentSpec, load_spec, parse_platforms
+
+if TYPE_CHECKING:  # the network stack is imported only by commands that use it
+    from envlock.cache.fetch import FetchEvents, FetchResult
+    from envlock.cache.service import Snapshot
 
 EnvsOpt = Annotated[list[str], typer.Option(
     "--env", "-e", help="Environment ('default' = top level; repeatable). Default: all.")]
@@ -50,6 +51,8 @@ LinkOpt = Annotated[str, typer.Option(
 
 
 def _snapshots(spec: Path, envs: list[str], platforms: list[str]) -> list[Snapshot]:
+    from envlock.cache.service import Snapshot
+
     loaded = load_spec(spec)
     wanted = parse_platforms(platforms, "--platform") if platforms else ()
     out = []
@@ -69,6 +72,7 @@ def _fetch_hint(env: EnvironmentSpec, platform: str) -> str:
 @contextmanager
 def _fetch_progress() -> Iterator[FetchEvents]:
     """A progress bar (files, bytes, rate, ETA) on a terminal; plain lines otherwise."""
+    from envlock.cache.fetch import FetchEvents
     lock = threading.Lock()
     if Verbosity.level < 0 or not stderr.is_terminal:
         def announce(files: int, size: int) -> None:
@@ -117,6 +121,8 @@ def fetch(
     verbose: VerboseOpt = False,
 ) -> None:
     """Download every artifact of the locks into the local cache (hash-checked)."""
+    from envlock.cache.service import snapshot
+
     set_verbosity(quiet, verbose)
     snaps = _snapshots(spec, env, platform)
     store = ArtifactStore(cache_dir(cache))
@@ -133,7 +139,7 @@ def _materialize(spec: Path, env: str, platform: str, output: Path | None,
     if link_mode not in ("hardlink", "copy"):
         raise UsageError(f"--link-mode must be hardlink or copy, got {link_mode!r}")
     target_env = load_spec(spec).select([env])[0]
-    lock: LoadedLock = select.load(target_env.lock_path)
+    lock = select.load(target_env.lock_path)
     result = run(
         lock, platform, store, output=output, archive=archive, base_python=base_python,
         force=force, compile_bytecode=compile_, link_mode=link_mode,
@@ -186,6 +192,8 @@ def build(
     verbose: VerboseOpt = False,
 ) -> None:
     """`fetch` what is missing, then `materialize` (default output .envlock/envs/ENV-PLATFORM)."""
+    from envlock.cache.service import snapshot
+
     set_verbosity(quiet, verbose)
     platform = platform or host_platform()
     parse_platforms([platform], "--platform")

@@ -32,6 +32,8 @@ from envlock.materialize.python import BasePython, find_host_python, resolve_bas
 from envlock.platforms import Target
 
 ENV_META = "envlock.json"
+# Installing is mostly link/mkdir syscalls between bits of Python: past two threads the GIL wins.
+WORKERS = 2
 
 
 class MissingArtifactsError(EnvlockError):
@@ -122,7 +124,7 @@ def materialize(
     dest.parent.mkdir(parents=True, exist_ok=True)
     stage_parent = dest.parent if output is not None else store.tmpdir()
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=stage_parent))
-    pool = ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2))
+    pool = ThreadPoolExecutor(max_workers=WORKERS)
     try:
         on_phase("unpacking")
         trees = list(pool.map(

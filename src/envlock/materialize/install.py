@@ -16,7 +16,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from envlock.cache.unpack import RecordRow, UnpackedWheel, check_stamp, record_hash
+from envlock.cache.unpack import UnpackedWheel, check_stamp, record_hash
 from envlock.errors import IntegrityError
 from envlock.materialize.layout import Layout
 from envlock.materialize.scripts import (
@@ -35,13 +35,13 @@ class Linker:
 
     mode: str = "hardlink"  # or "copy"
 
-    def place(self, source: Path, dest: Path) -> None:
+    def place(self, source: str, dest: str) -> None:
         if self.mode == "hardlink":
             try:
                 os.link(source, dest)
                 return
             except FileExistsError:
-                dest.unlink()
+                os.unlink(dest)
                 os.link(source, dest)
                 return
             except OSError:
@@ -53,15 +53,18 @@ class Linker:
 def install_wheel(wheel: UnpackedWheel, env_root: Path, layout: Layout, linker: Linker,
                   project: str) -> list[str]:
     """Place a wheel's files under ``env_root``; returns the env-relative paths it wrote."""
+    # Hot path (thousands of files per environment): plain strings and os calls, no pathlib.
     site = layout.site_packages
+    root = str(env_root)
+    src_root = str(wheel.root)
     data_prefix = wheel.data_dir + "/"
     written: list[tuple[str, str, str]] = []  # (env-relative path, hash, size)
-    made_dirs: set[Path] = set()
+    made_dirs: set[str] = set()
 
-    def ensure_parent(path: Path) -> None:
-        parent = path.parent
+    def ensure_parent(rel: str) -> None:
+        parent = rel.rpartition("/")[0]
         if parent not in made_dirs:
-            parent.mkdir(parents=True, exist_ok=True)
+            os.makedirs(f"{root}/{parent}", exist_ok=True)
             made_dirs.add(parent)
 
     for row in wheel.records:
@@ -72,19 +75,21 @@ def install_wheel(wheel: UnpackedWheel, env_root: Path, layout: Layout, linker: 
                 raise IntegrityError(f"{wheel.dist_info}: unknown .data directory {key!r}")
             rel = f"{base}/{rest}" if base else rest
             if key == "scripts":
-                data = (wheel.root / row.path).read_bytes()
-                new = rewrite_shebang(data, layout.windows)
-                if new is not None:
-                    _write(env_root / rel, new, executable=True, ensure=ensure_parent)
-                    written.append((rel, record_hash(new), str(len(new))))
-                    continue
+                # Scripts are written, not linked: they get a relocatable launcher (``#!python``)
+                # and the executable bit whatever the wheel said.
+                with open(f"{src_root}/{row.path}", "rb") as f:
+                    original = f.read()
+                data = rewrite_shebang(original, layout.windows) or original
+                ensure_parent(rel)
+                _write(f"{root}/{rel}", data, executable=True)
+                written.append((rel, record_hash(data), str(len(data))))
+                continue
         else:
             rel = f"{site}/{row.path}"
-        dest = env_root / rel
-        ensure_parent(dest)
-        source = wheel.root / row.path
+        ensure_parent(rel)
+        source = f"{src_root}/{row.path}"
         check_stamp(source, row)
-        linker.place(source, dest)
+        linker.place(source, f"{root}/{rel}")
         written.append((rel, row.hash, row.size))
 
     ep_file = wheel.root / wheel.dist_info / "entry_points.txt"
@@ -94,32 +99,37 @@ def install_wheel(wheel: UnpackedWheel, env_root: Path, layout: Layout, linker: 
                        else {name: posix_launcher(module, attr)})
             for filename, data in scripts.items():
                 rel = f"{layout.scripts}/{filename}"
-                _write(env_root / rel, data, executable=True, ensure=ensure_parent)
+                ensure_parent(rel)
+                _write(f"{root}/{rel}", data, executable=True)
                 written.append((rel, record_hash(data), str(len(data))))
 
     dist_info_rel = f"{site}/{wheel.dist_info}"
     installer_rel = f"{dist_info_rel}/INSTALLER"
-    _write(env_root / installer_rel, INSTALLER, executable=False, ensure=ensure_parent)
+    ensure_parent(installer_rel)
+    _write(f"{root}/{installer_rel}", INSTALLER, executable=False)
     written.append((installer_rel, record_hash(INSTALLER), str(len(INSTALLER))))
     record_rel = f"{dist_info_rel}/RECORD"
-    rows = [RecordRow(_relative_to_site(rel, site), h, size) for rel, h, size in written]
-    rows.append(RecordRow(_relative_to_site(record_rel, site), "", ""))
+    up = "../" * (site.count("/") + 1)
+    rows = [(_relative_to_site(rel, site, up), h, size) for rel, h, size in written]
+    rows.append((_relative_to_site(record_rel, site, up), "", ""))
     out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerows(
-        (r.path, r.hash, r.size) for r in sorted(rows, key=lambda r: r.path))
-    _write(env_root / record_rel, out.getvalue().encode(), executable=False, ensure=ensure_parent)
+    csv.writer(out, lineterminator="\n").writerows(sorted(rows))
+    _write(f"{root}/{record_rel}", out.getvalue().encode(), executable=False)
     return [rel for rel, _, _ in written] + [record_rel]
 
 
-def _relative_to_site(rel: str, site: str) -> str:
-    return os.path.relpath(rel, site).replace(os.sep, "/")
+def _relative_to_site(rel: str, site: str, up: str) -> str:
+    """RECORD paths are relative to site-packages: ``../../../bin/x`` for scripts."""
+    if rel.startswith(site + "/"):
+        return rel[len(site) + 1:]
+    return up + rel
 
 
-def _write(path: Path, data: bytes, *, executable: bool, ensure: object) -> None:
-    ensure(path)  # type: ignore[operator]
-    if path.exists():
-        path.unlink()  # never write through a hard link into the cache
-    path.write_bytes(data)
+def _write(path: str, data: bytes, *, executable: bool) -> None:
+    if os.path.lexists(path):
+        os.unlink(path)  # never write through a hard link into the cache
+    with open(path, "wb") as f:
+        f.write(data)
     os.chmod(path, 0o755 if executable else 0o644)
 
 

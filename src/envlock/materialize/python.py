@@ -53,6 +53,11 @@ def _matches(version: str, wanted: str) -> bool:
 def find_host_python(wanted: str) -> BasePython | None:
     """An interpreter of version ``wanted`` ("3.11" or "3.11.7") on this host."""
     minor = ".".join(wanted.split(".")[:2])
+    running = ".".join(map(str, sys.version_info[:3]))
+    if sys.implementation.name == "cpython" and _matches(running, wanted):
+        # envlock itself runs on a suitable interpreter: no need to start another to ask.
+        base = getattr(sys, "_base_executable", None) or sys.executable
+        return BasePython(base, running, windows=False)
     candidates = [sys.executable, shutil.which(f"python{minor}"), shutil.which("python3")]
     candidates += [f"/usr/bin/python{minor}", f"/usr/local/bin/python{minor}"]
     seen = set()
