@@ -14,10 +14,12 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-from filelock import FileLock
+from typing import TYPE_CHECKING
 
 from envlock.errors import IntegrityError
+
+if TYPE_CHECKING:
+    from filelock import FileLock
 
 _CHUNK = 1 << 20
 
@@ -66,6 +68,8 @@ class ArtifactStore:
 
     def lock(self, key: str) -> FileLock:
         """A cross-process lock for one hash (fetching, unpacking or building it)."""
+        from filelock import FileLock
+
         self._locks.mkdir(parents=True, exist_ok=True)
         return FileLock(str(self._locks / f"{key}.lock"))
 

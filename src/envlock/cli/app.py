@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from envlock import __version__
@@ -130,6 +129,8 @@ def platforms(
     glibc: Annotated[Optional[str], typer.Option(help="Show linux tags for this glibc floor.")] = None,  # noqa: UP045,E501
 ) -> None:
     """List the target platforms envlock can lock for, with their wheel tags."""
+    from rich.table import Table
+
     options = PlatformOptions()
     if glibc:
         major, _, minor = glibc.partition(".")

@@ -9,15 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 from envlock.cache.store import ArtifactStore
 from envlock.cli.app import CacheOpt, QuietOpt, SpecOpt, VerboseOpt, app, set_verbosity
@@ -72,6 +63,16 @@ def _fetch_hint(env: EnvironmentSpec, platform: str) -> str:
 @contextmanager
 def _fetch_progress() -> Iterator[FetchEvents]:
     """A progress bar (files, bytes, rate, ETA) on a terminal; plain lines otherwise."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     from envlock.cache.fetch import FetchEvents
     lock = threading.Lock()
     if Verbosity.level < 0 or not stderr.is_terminal:
