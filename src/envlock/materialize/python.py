@@ -59,7 +59,11 @@ def find_host_python(wanted: str) -> BasePython | None:
         base = getattr(sys, "_base_executable", None) or sys.executable
         return BasePython(base, running, windows=False)
     candidates = [sys.executable, shutil.which(f"python{minor}"), shutil.which("python3")]
-    candidates += [f"/usr/bin/python{minor}", f"/usr/local/bin/python{minor}"]
+    candidates += [f"/usr/bin/python{minor}", f"/usr/local/bin/python{minor}",
+                   f"/opt/homebrew/bin/python{minor}"]
+    # pyenv's shims only run the versions selected for the current directory: look behind them.
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    candidates += sorted(str(p) for p in pyenv_root.glob(f"versions/{minor}*/bin/python{minor}"))
     seen = set()
     for cand in candidates:
         if not cand or cand in seen or not os.path.exists(cand):
