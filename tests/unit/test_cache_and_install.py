@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import gzip
+import hashlib
 import os
 import tarfile
 import zipfile
@@ -96,7 +96,7 @@ def test_unpack_refuses_record_mismatch_and_name_mismatch(tmp_path: Path) -> Non
         unpacked(store, bad, "a" * 64, "demo", "1.0")
     other = make_wheel(tmp_path / "other.whl", {"demo/__init__.py": b""}, name="demo",
                        version="2.0")
-    with pytest.raises(IntegrityError, match="lock says demo 1.0"):
+    with pytest.raises(IntegrityError, match=r"lock says demo 1\.0"):
         unpacked(store, other, "b" * 64, "demo", "1.0")
 
 
