@@ -200,6 +200,12 @@ def build(
     parse_platforms([platform], "--platform")
     store = ArtifactStore(cache_dir(cache))
     snaps = _snapshots(spec, [env], [platform])
+    from envlock.lock.io import staleness
+    from envlock.lock.service import targets_of
+
+    stale = staleness(snaps[0].env, targets_of(snaps[0].env))
+    if stale:
+        info(f"[yellow]warning:[/yellow] {stale}; building what the lock says")
     with _fetch_progress() as events:
         result = snapshot(store, snaps, events)
     if result.downloaded:
