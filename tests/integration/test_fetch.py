@@ -240,3 +240,26 @@ def test_two_concurrent_fetches_share_one_cache(index, project, cache):
     assert leftovers(cache) == []
     assert sorted(p.name for p in (cache / "artifacts" / "sha256").rglob("*.whl")) == \
         sorted(files)
+
+
+def test_fetch_retries_server_errors_and_reports_a_missing_file(index, project, cache):
+    server = index([Dist("alpha", "1.0")])
+    lock = lock_project(server, project, ["alpha"], ["linux-64"])
+    name = "alpha-1.0-py3-none-any.whl"
+    sha = str(lock_files(lock)[name]["sha256"])
+    server.reset_counts()
+    server.fail(f"/files/{name}", 503, times=2)
+    r = envlock(project, "fetch")
+    assert r.code == 0, r.stderr
+    assert [req.status for req in server.requests] == [503, 503, 200]
+    assert sha256_of(cached(cache, sha, name)) == sha
+
+    # Gone from the index: a clear error, nothing stored.
+    (cache / "artifacts").rename(cache / "old-artifacts")
+    server.fail(f"/files/{name}", 404, times=10)
+    r = envlock(project, "fetch")
+    assert r.code == 3
+    errors = error_lines(r.stderr)
+    assert len(errors) == 1 and name in errors[0] and "404" in errors[0]
+    assert not cached(cache, sha, name).exists()
+    assert leftovers(cache) == []

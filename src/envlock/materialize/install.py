@@ -94,7 +94,11 @@ def install_wheel(wheel: UnpackedWheel, env_root: Path, layout: Layout, linker: 
 
     ep_file = wheel.root / wheel.dist_info / "entry_points.txt"
     if ep_file.is_file():
-        for name, module, attr in entry_points(ep_file.read_text("utf-8")):
+        try:
+            eps = entry_points(ep_file.read_text("utf-8"))
+        except ValueError as exc:
+            raise IntegrityError(f"{wheel.dist_info}: {exc}") from None
+        for name, module, attr in eps:
             scripts = (windows_launchers(name, module, attr) if layout.windows
                        else {name: posix_launcher(module, attr)})
             for filename, data in scripts.items():

@@ -17,6 +17,7 @@ POSIX_PROLOGUE = (
     "' '''\n"
 )
 
+_SCRIPT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
 _ENTRY = re.compile(r"^(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+))?\s*(\[.*\])?\s*$")
 
 
@@ -24,14 +25,20 @@ def entry_points(text: str) -> list[tuple[str, str, str | None]]:
     """``(script name, module, attribute)`` of console_scripts and gui_scripts, sorted."""
     parser = configparser.ConfigParser(delimiters=("=",), interpolation=None)
     parser.optionxform = str  # type: ignore[assignment,method-assign]
-    parser.read_string(text)
+    try:
+        parser.read_string(text)
+    except configparser.Error as exc:
+        raise ValueError(f"malformed entry_points.txt: {str(exc).splitlines()[0]}") from None
     out = []
     for section in ("console_scripts", "gui_scripts"):
         if not parser.has_section(section):
             continue
         for name, value in parser.items(section):
+            if not _SCRIPT_NAME.match(name):
+                # A script name is a file name in bin/: nothing that could leave that directory.
+                raise ValueError(f"invalid entry point name {name!r}")
             match = _ENTRY.match(value)
-            if match is None or "/" in name or "\\" in name:
+            if match is None:
                 continue
             out.append((name, match.group("module"), match.group("attr")))
     return sorted(out)
