@@ -7,7 +7,7 @@ requirements plus the target CPython version. Nothing here touches the network.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 PYTHON = "3.11"
@@ -57,17 +57,24 @@ def requirements(workload: str) -> tuple[str, ...]:
 
 
 def write_spec(workload: str, directory: Path, platforms: Sequence[str] = ("linux-64",),
-               python: str = PYTHON) -> Path:
-    """Write ``directory/envlock.toml`` for a workload and a list of envlock platforms."""
+               python: str = PYTHON, platform_tags: Mapping[str, str] | None = None) -> Path:
+    """Write ``directory/envlock.toml`` for a workload and a list of envlock platforms.
+
+    ``platform_tags`` becomes the spec's ``[platform-tags]`` table (e.g. a macOS floor).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "envlock.toml"
-    path.write_text(
+    text = (
         f"# envlock benchmark workload {workload!r}\n"
         f"python = {_toml_str(python)}\n"
         f"platforms = {_toml_list(platforms)}\n"
-        f"dependencies = {_toml_list(requirements(workload))}\n",
-        encoding="utf-8",
+        f"dependencies = {_toml_list(requirements(workload))}\n"
     )
+    if platform_tags:
+        text += "\n[platform-tags]\n" + "".join(
+            f"{key} = {_toml_str(value)}\n" for key, value in platform_tags.items()
+        )
+    path.write_text(text, encoding="utf-8")
     return path
 
 

@@ -43,19 +43,23 @@ def test_build_requests_rich_numpy_for_the_host_and_run_them(tmp_path: Path) -> 
 
 
 def test_real_source_only_release_is_built_at_fetch_and_installed(tmp_path: Path) -> None:
-    # knnimpute 0.1.0 is published as an sdist only; its setuptools build requirement comes
-    # from PyPI into an isolated build environment.
+    # fancyimpute 0.7.0 and its dependency knnimpute 0.1.0 are published as sdists only: both
+    # are built into wheels at fetch time, in isolated build environments fed from PyPI.
     (tmp_path / "envlock.toml").write_text(
         'python = "3.11"\nplatforms = ["linux-64"]\n'
-        'dependencies = ["knnimpute==0.1.0"]\nallow-sdist = ["knnimpute"]\n'
+        'dependencies = ["fancyimpute==0.7.0"]\nallow-sdist = ["fancyimpute", "knnimpute"]\n'
         'exclude-newer = "2025-06-01T00:00:00Z"\n'
     )
     assert envlock(tmp_path, "lock").code == 0
     r = envlock(tmp_path, "fetch")
     assert r.code == 0, r.stderr
+    cache = Path(os.environ["ENVLOCK_CACHE_DIR"])
+    built = sorted(p.name for p in (cache / "built").rglob("*.whl"))
+    assert [n.split("-")[0] for n in built] == ["fancyimpute", "knnimpute"]
     out = tmp_path / "env"
     r = envlock(tmp_path, "materialize", "--platform", "linux-64", "--output", str(out))
     assert r.code == 0, r.stderr
-    r = run(out / "bin" / "python", "-c", "import knnimpute; print('ok')")
+    r = run(out / "bin" / "python", "-c",
+            "import fancyimpute, knnimpute; from fancyimpute import SimpleFill; print('ok')")
     assert r.returncode == 0 and r.stdout == "ok\n", r.stderr
     assert envlock(tmp_path, "verify", str(out)).code == 0
