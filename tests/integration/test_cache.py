@@ -41,16 +41,6 @@ def stdout_value(stdout: str, key: str) -> str:
                 if line.startswith(f"{key}:"))
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    d = tmp_path / "proj"
-    d.mkdir()
-    return d
-
-
-@pytest.fixture
-def cache(tmp_path: Path) -> Path:
-    return tmp_path / "cache"
 
 
 def spec(server, project: Path, deps: list[str]) -> None:

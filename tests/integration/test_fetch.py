@@ -54,16 +54,6 @@ def leftovers(cache: Path) -> list[Path]:
     return sorted(tmp.iterdir()) if tmp.is_dir() else []
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    d = tmp_path / "proj"
-    d.mkdir()
-    return d
-
-
-@pytest.fixture
-def cache(tmp_path: Path) -> Path:
-    return tmp_path / "cache"  # ENVLOCK_CACHE_DIR (autouse fixture)
 
 
 def lock_project(server, project: Path, deps: list[str], platforms: list[str],

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from pathlib import Path
 
 import pytest
 
@@ -18,12 +17,6 @@ WIN = "cp311-cp311-win_amd64"
 def native(name: str, version: str, *tags: str, **kw: object) -> list[Dist]:
     return [Dist(name, version, tag=t, **kw) for t in tags]  # type: ignore[arg-type]
 
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    d = tmp_path / "proj"
-    d.mkdir()
-    return d
 
 
 def test_lock_for_three_foreign_platforms_selects_exactly_each_resolution(index, project):

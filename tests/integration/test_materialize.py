@@ -109,16 +109,6 @@ def materialize(project: Path, platform: str, *args: str) -> Result:
     return envlock(project, "materialize", "--platform", platform, *args)
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    d = tmp_path / "proj"
-    d.mkdir()
-    return d
-
-
-@pytest.fixture
-def cache(tmp_path: Path) -> Path:
-    return tmp_path / "cache"
 
 
 def setup(index, project: Path, dists: list[Dist], deps: list[str],

@@ -15,12 +15,6 @@ from support.wheels import Dist, record_hash
 SITE = "lib/python3.11/site-packages"
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    d = tmp_path / "proj"
-    d.mkdir()
-    return d
-
 
 @pytest.fixture
 def built(index, project: Path, tmp_path: Path) -> Path:
