@@ -50,14 +50,21 @@ def _matches(version: str, wanted: str) -> bool:
     return version == wanted or (wanted.count(".") == 1 and version.startswith(wanted + "."))
 
 
+def _running() -> BasePython | None:
+    """The interpreter envlock runs on (its base, outside any venv), if it is CPython."""
+    if sys.implementation.name != "cpython":
+        return None
+    base = getattr(sys, "_base_executable", None) or sys.executable
+    return BasePython(base, ".".join(map(str, sys.version_info[:3])), windows=False)
+
+
 def find_host_python(wanted: str) -> BasePython | None:
     """An interpreter of version ``wanted`` ("3.11" or "3.11.7") on this host."""
     minor = ".".join(wanted.split(".")[:2])
-    running = ".".join(map(str, sys.version_info[:3]))
-    if sys.implementation.name == "cpython" and _matches(running, wanted):
+    running = _running()
+    if running is not None and _matches(running.version, wanted):
         # envlock itself runs on a suitable interpreter: no need to start another to ask.
-        base = getattr(sys, "_base_executable", None) or sys.executable
-        return BasePython(base, running, windows=False)
+        return running
     candidates = [sys.executable, shutil.which(f"python{minor}"), shutil.which("python3")]
     candidates += [f"/usr/bin/python{minor}", f"/usr/local/bin/python{minor}",
                    f"/opt/homebrew/bin/python{minor}"]
@@ -103,6 +110,10 @@ def resolve_base_python(target: Target, option: str | None) -> BasePython:
         else:
             raise UsageError(f"--base-python must be an absolute path, got {option!r}")
     if is_host and os.path.exists(option):
+        running = _running()
+        if running is not None and os.path.realpath(option) == os.path.realpath(
+                running.executable) and _matches(running.version, wanted):
+            return BasePython(option, running.version, windows=False)
         info = probe(option)
         if info is None:
             raise UsageError(f"--base-python {option} does not run on this host")
