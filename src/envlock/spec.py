@@ -10,7 +10,7 @@ import json
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -87,10 +87,10 @@ class EnvironmentSpec:
         return canonicalize_name(name) in self.allow_sdist
 
     def with_platforms(self, platforms: Sequence[str]) -> EnvironmentSpec:
-        return _replace(self, platforms=tuple(dict.fromkeys(platforms)))
+        return replace(self, platforms=tuple(dict.fromkeys(platforms)))
 
     def with_exclude_newer(self, ts: datetime | None) -> EnvironmentSpec:
-        return _replace(self, exclude_newer=ts)
+        return replace(self, exclude_newer=ts)
 
     def content_hash(self) -> str:
         """A hash of what decides the resolution (not comments, other envs or the platform list,
@@ -116,12 +116,6 @@ def _canonical(req: Requirement) -> str:
     """A requirement's text with its name normalised, so `Requests` and `requests` agree."""
     req.name = canonicalize_name(req.name)
     return str(req)
-
-
-def _replace(env: EnvironmentSpec, **changes: Any) -> EnvironmentSpec:
-    from dataclasses import replace
-
-    return replace(env, **changes)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ import netrc
 import os
 import re
 import ssl
-import threading
 import time
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -126,8 +125,6 @@ class HttpClient:
             trust_env=True,
         )
         self.pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="envlock-http")
-        self.requests = 0
-        self._lock = threading.Lock()
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -160,8 +157,6 @@ class HttpClient:
         attempt = 0
         while True:
             attempt += 1
-            with self._lock:
-                self.requests += 1
             try:
                 request = self._client.build_request("GET", clean, headers=headers)
                 response = self._client.send(request, stream=True)

@@ -18,7 +18,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
-from envlock.errors import IntegrityError, NetworkError
+from envlock.errors import IntegrityError
 from envlock.index.client import HttpClient, redact, status_error
 from envlock.index.simple import DistFile
 
@@ -124,6 +124,10 @@ def _metadata_member(names: list[str], file: DistFile) -> str:
     raise MetadataError(f"{file.filename} has no .dist-info/METADATA")
 
 
+class _RangeRefused(Exception):
+    """The server answered a later range request with the whole file (or an error)."""
+
+
 class _RangeFile(io.RawIOBase):
     """A read-only, seekable view of a remote file fetched in byte ranges."""
 
@@ -158,7 +162,7 @@ class _RangeFile(io.RawIOBase):
                 self._url, headers={"Range": f"bytes={self._pos}-{fetch_end - 1}"}
             )
             if response.status_code != 206:
-                raise MetadataError("range request refused")
+                raise _RangeRefused()
             self._chunks[self._pos] = response.content
             data = response.content[: end - self._pos]
         self._pos += len(data)
@@ -173,10 +177,7 @@ class _RangeFile(io.RawIOBase):
 
 def _metadata_by_range(http: HttpClient, file: DistFile) -> bytes | None:
     """Read METADATA from the zip central directory with ranges; None if unsupported."""
-    try:
-        response = http.get(file.url, headers={"Range": f"bytes=-{_TAIL}"})
-    except NetworkError:
-        raise
+    response = http.get(file.url, headers={"Range": f"bytes=-{_TAIL}"})
     if response.status_code == 200:
         # The server ignored the range and sent everything: use it.
         data = response.content
@@ -190,10 +191,6 @@ def _metadata_by_range(http: HttpClient, file: DistFile) -> bytes | None:
         return None
     size = int(match.group(1))
     try:
-        return _metadata_from_zip(
-            _RangeFile(http, file.url, size, response.content), file
-        )
-    except MetadataError as exc:
-        if "range request refused" in str(exc):
-            return None
-        raise
+        return _metadata_from_zip(_RangeFile(http, file.url, size, response.content), file)
+    except _RangeRefused:
+        return None

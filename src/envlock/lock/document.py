@@ -33,7 +33,6 @@ class _Entry:
     targets: list[Target] = field(default_factory=list)
     files: dict[str, DistFile] = field(default_factory=dict)
     requires_python: str | None = None
-    index: str | None = None
 
 
 def requires_python(python: str) -> str:

@@ -7,7 +7,7 @@ and a version counts only if it has a file the target can install.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -97,7 +97,7 @@ class ResolveOptions:
 
     prerelease: str = "disallow"
     exclude_newer: datetime | None = None
-    sdist_allowed: Any = None  # Callable[[str], bool]
+    sdist_allowed: Callable[[str], bool] | None = None
     preferences: Mapping[str, Version] = field(default_factory=dict)
 
 
