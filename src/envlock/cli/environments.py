@@ -66,7 +66,6 @@ def _fetch_progress() -> Iterator[FetchEvents]:
     from rich.progress import (
         BarColumn,
         DownloadColumn,
-        MofNCompleteColumn,
         Progress,
         TextColumn,
         TimeRemainingColumn,
@@ -85,23 +84,28 @@ def _fetch_progress() -> Iterator[FetchEvents]:
                                                  "removed; fetching it again"))
         return
     progress = Progress(
-        TextColumn("[bold]fetch"), BarColumn(), MofNCompleteColumn(), DownloadColumn(),
-        TransferSpeedColumn(), TimeRemainingColumn(), console=stderr, transient=True)
-    task = progress.add_task("fetch", total=0)
-    files = progress.add_task("files", total=0, visible=False)
+        TextColumn("[bold]fetch"), BarColumn(), TextColumn("{task.fields[files]}"),
+        DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(), console=stderr,
+        transient=True)
+    task = progress.add_task("fetch", total=0, files="")
+    counts = [0, 0]  # files done, files total
 
     def start(n: int, size: int) -> None:
-        progress.update(task, total=size)
-        progress.update(files, total=n)
+        counts[1] = n
+        progress.update(task, total=size, files=f"0/{n} files")
 
     def advance(n: int) -> None:
         with lock:
             progress.advance(task, n)
 
+    def done(_art: object) -> None:
+        with lock:
+            counts[0] += 1
+            progress.update(task, files=f"{counts[0]}/{counts[1]} files")
+
     with progress:
         yield FetchEvents(
-            start=start, advance=advance,
-            done=lambda a: progress.advance(files, 1),
+            start=start, advance=advance, done=done,
             corrupt=lambda a: progress.console.print(
                 f"corrupt cache entry of {a.filename} removed; fetching it again"))
 
