@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import ssl
+import subprocess
 
 import pytest
 
@@ -436,3 +438,25 @@ def test_platforms_command_lists_every_platform(project):
     for name in ("linux-64", "linux-aarch64", "osx-64", "osx-arm64", "win-64"):
         assert name in r.stdout
     assert "manylinux_2_28_x86_64" in r.stdout
+
+
+def test_tls_index_trusted_through_ssl_cert_file(index, project, tmp_path):
+    """A private CA (corporate proxy, internal index): trusted only via SSL_CERT_FILE."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+         "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = index([Dist("a", "1.0")], tls=context)
+    assert server.url.startswith("https://")
+    write_spec(project, server.url, 'python = "3.11"\nplatforms = ["linux-64"]\n'
+               'dependencies = ["a"]\n')
+    r = envlock(project, "lock")
+    assert r.code == 3 and "Traceback" not in r.stderr
+    assert "certificate" in r.stderr.lower()
+    r = envlock(project, "lock", env={"SSL_CERT_FILE": str(cert)})
+    assert r.code == 0, r.stderr
+    assert selected(project / "pylock.toml", "linux-64") == {"a": "1.0"}

@@ -15,6 +15,7 @@ import json
 import re
 import shutil
 import socket
+import ssl
 import tempfile
 import threading
 import time
@@ -143,6 +144,7 @@ class IndexServer:
         auth: tuple[str, str] | None = None,
         relative_urls: bool = True,
         workdir: Path | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         if mode not in ("json", "html"):
             raise ValueError(f"mode must be 'json' or 'html', not {mode!r}")
@@ -151,6 +153,7 @@ class IndexServer:
         self.range_requests = range_requests
         self.auth = auth
         self.relative_urls = relative_urls
+        self.tls = tls  # serve HTTPS with this server-side context
         self._own_workdir = workdir is None
         self.workdir = (
             Path(tempfile.mkdtemp(prefix="envlock-index-")) if workdir is None else workdir
@@ -174,6 +177,8 @@ class IndexServer:
         if self._server is not None:
             return self
         self._server = _Server(self)
+        if self.tls is not None:
+            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -215,7 +220,8 @@ class IndexServer:
     @property
     def base_url(self) -> str:
         """``http://127.0.0.1:PORT`` (no trailing slash, no credentials)."""
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     @property
     def url(self) -> str:

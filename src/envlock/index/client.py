@@ -163,6 +163,14 @@ class HttpClient:
             except httpx.TooManyRedirects:
                 raise NetworkError(f"too many redirects fetching {clean}") from None
             except httpx.TransportError as exc:
+                if _is_tls_trust_error(exc):
+                    # Not transient: retrying cannot make an untrusted certificate trusted.
+                    raise NetworkError(
+                        f"TLS certificate of {urlsplit(clean).hostname} is not trusted "
+                        f"({clean})",
+                        hint="behind a corporate proxy or with a private CA, point "
+                        "SSL_CERT_FILE (or SSL_CERT_DIR) at its certificate",
+                    ) from None
                 if attempt <= self.retries:
                     time.sleep(min(self.backoff * 2 ** (attempt - 1), 10.0))
                     continue
@@ -192,6 +200,16 @@ class HttpClient:
             length = response.headers.get("content-length")
             return int(length) if response.status_code == 200 and length else None
         return None
+
+
+def _is_tls_trust_error(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(
+                seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _retry_after(response: httpx.Response) -> float | None:
