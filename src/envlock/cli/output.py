@@ -1,4 +1,4 @@
-"""Rendering for the CLI: one-line errors, progress (live on a terminal, plain lines otherwise)."""
+"""CLI plumbing: consoles, verbosity, the cache location, live progress on a terminal."""
 
 from __future__ import annotations
 

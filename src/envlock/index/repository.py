@@ -19,7 +19,13 @@ from envlock.errors import NetworkError
 from envlock.events import Stats
 from envlock.index.client import HttpClient, redact, status_error
 from envlock.index.http_cache import CachedPage, PageCache
-from envlock.index.metadata import CoreMetadata, download, fetch_wheel_metadata, parse_metadata
+from envlock.index.metadata import (
+    CoreMetadata,
+    MetadataError,
+    download,
+    fetch_wheel_metadata,
+    parse_metadata,
+)
 from envlock.index.sdist import sdist_metadata
 from envlock.index.simple import ACCEPT, DistFile, ProjectPage, parse_project_page
 from envlock.spec import Index
@@ -117,7 +123,7 @@ class PackageIndex:
                 meta = parse_metadata(path.read_bytes())
                 self.stats.bump("metadata")
                 return meta
-            except (OSError, Exception):
+            except (OSError, MetadataError):  # absent or unreadable: fetch it again
                 pass
         if file.is_wheel:
             raw = fetch_wheel_metadata(self.http, file)
