@@ -167,7 +167,8 @@ def ensure_peers(env: dict[str, str]) -> Peers:
     python = PEERS_VENV / _BIN / f"python{_EXE}"
     marker = PEERS_VENV / ".installed"
     wanted = "\n".join(PEER_PACKAGES)
-    if not (python.exists() and marker.exists() and marker.read_text() == wanted):
+    scripts = [PEERS_VENV / _BIN / f"{exe}{_EXE}" for exe in ("python", "uv", "pip-compile")]
+    if not (all(p.exists() for p in scripts) and marker.exists() and marker.read_text() == wanted):
         print(f"creating {PEERS_VENV} (uv, pip-tools, pdm) ...", flush=True)
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(PEERS_VENV)], check=True)
         pip = [str(python), "-m", "pip", "install", "--quiet", "--upgrade"]
@@ -255,6 +256,8 @@ def _run_once(case: Case, cache: Path, env: dict[str, str], log: Path) -> tuple[
                                   check=False)
         except subprocess.TimeoutExpired:
             return time.perf_counter() - start, f"timed out after {TIMEOUT:.0f}s"
+        except OSError as exc:  # e.g. the peer venv was removed under us
+            return time.perf_counter() - start, f"cannot run {case.tool.name}: {exc}"
         elapsed = time.perf_counter() - start
     if proc.returncode != 0 or not out.exists():
         tail = log.read_text(errors="replace").strip().splitlines()[-5:]
@@ -348,6 +351,9 @@ def host_info() -> dict[str, str]:
         "platform": platform.platform(),
         "cpus": str(os.cpu_count()),
         "python": platform.python_version(),
+        # Other work on the machine skews wall times; recorded so a reader can tell.
+        "loadavg_at_start": " ".join(f"{x:.2f}" for x in os.getloadavg())
+        if hasattr(os, "getloadavg") else "?",
     }
 
 
@@ -400,6 +406,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--runs must be at least 1")
     workloads = list(WORKLOADS) if args.workload == "all" else [args.workload]
     selected = {t.strip() for t in args.tools.split(",") if t.strip()}
+    unknown = selected - {"envlock", "uv", "pip-compile", "pdm"}
+    if unknown:
+        parser.error(f"unknown tool(s) in --tools: {', '.join(sorted(unknown))}")
 
     work_root = (args.workdir or Path(tempfile.mkdtemp(prefix="envlock-bench-"))).resolve()
     work_root.mkdir(parents=True, exist_ok=True)
@@ -415,7 +424,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ok, envlock_version = _run_quiet([*envlock_command(), "--version"], env)
     versions = {"envlock": envlock_version if ok else "?", **peers.versions}
     info = host_info()
-    print(f"{info['date']}  {info['platform']}  {info['cpus']} CPUs  Python {info['python']}")
+    print(f"{info['date']}  {info['platform']}  {info['cpus']} CPUs  Python {info['python']}"
+          f"  load {info['loadavg_at_start']}")
     print("tools: " + "; ".join(f"{k} = {v}" for k, v in versions.items()
                                 if k in selected or k == "envlock"))
     for name, reason in peers.skipped.items():

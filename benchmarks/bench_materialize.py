@@ -26,7 +26,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from workloads import PYTHON, WORKLOADS, write_spec  # noqa: E402
+from workloads import WORKLOADS, write_spec  # noqa: E402
 
 PEERS = HERE / ".venv-peers"
 
