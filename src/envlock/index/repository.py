@@ -55,6 +55,10 @@ class PackageIndex:
         """The page of ``name`` from the first index that has it; None if no index does."""
         return self._project_future(canonicalize_name(name)).result()
 
+    def project_future(self, name: str) -> Future[ProjectPage | None]:
+        """The (possibly still running) fetch of a project's page."""
+        return self._project_future(canonicalize_name(name))
+
     def _project_future(self, name: NormalizedName) -> Future[ProjectPage | None]:
         with self._lock:
             fut = self._project_futures.get(name)
@@ -99,8 +103,9 @@ class PackageIndex:
         return parse_project_page(page.body, page.content_type, final_url, index.url, name)
 
     # -- metadata ------------------------------------------------------------------------
-    def prefetch_metadata(self, file: DistFile) -> None:
-        self._metadata_future(file)
+    def prefetch_metadata(self, file: DistFile) -> Future[CoreMetadata]:
+        """Start reading a file's metadata in the background."""
+        return self._metadata_future(file)
 
     def metadata(self, file: DistFile) -> CoreMetadata:
         """Parsed core metadata of a wheel or sdist (raises MetadataError if unusable)."""

@@ -46,7 +46,8 @@ def resolve(env: EnvironmentSpec, target: Target, index: PackageIndex,
     roots = [
         Req.from_requirement(r) for r in env.requirements if target.marker_matches(r.marker)
     ]
-    index.prefetch(r.name for r in roots)
+    for root in roots:
+        provider.speculate([root.name], root.extras)
     resolver: resolvelib.Resolver = resolvelib.Resolver(provider, resolvelib.BaseReporter())  # type: ignore[type-arg]
     try:
         result = resolver.resolve(roots, max_rounds=20000)

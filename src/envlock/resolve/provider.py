@@ -7,9 +7,12 @@ and a version counts only if it has a file the target can install.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from packaging.requirements import Requirement
@@ -21,9 +24,9 @@ from resolvelib import AbstractProvider
 from resolvelib.structs import RequirementInformation
 
 from envlock.events import Stats
-from envlock.index.metadata import MetadataError
+from envlock.index.metadata import CoreMetadata, MetadataError
 from envlock.index.repository import PackageIndex
-from envlock.index.simple import DistFile
+from envlock.index.simple import DistFile, ProjectPage
 from envlock.platforms import Target
 
 PYTHON = "<python>"
@@ -115,6 +118,11 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         self.rejections: dict[str, Rejections] = {}
         self.missing: set[str] = set()
         self.empty: set[str] = set()  # projects whose last candidate search found nothing
+        self._evaluated: dict[tuple[str, Version, bool],
+                              Candidate | tuple[str, tuple[str, ...]]] = {}
+        self._python_checks: dict[SpecifierSet, bool] = {}
+        self._speculated: set[str] = set()
+        self._spec_lock = threading.Lock()
 
     # -- resolvelib interface --------------------------------------------------------------
     def identify(self, requirement_or_candidate: Req | Candidate) -> str:
@@ -132,7 +140,8 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         return (identifier != PYTHON, not conflicted, not pinned, not direct, identifier)
 
     def find_matches(self, identifier: str, requirements: Mapping[str, Iterator[Req]],
-                     incompatibilities: Mapping[str, Iterator[Candidate]]) -> list[Candidate]:
+                     incompatibilities: Mapping[str, Iterator[Candidate]],
+                     ) -> list[Candidate] | Callable[[], Iterator[Candidate]]:
         reqs = list(requirements[identifier])
         bad = {c.version for c in incompatibilities[identifier]}
         if identifier == PYTHON:
@@ -142,14 +151,20 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
             ) else []
         name = reqs[0].name if reqs else identifier.split("[")[0]
         extras: frozenset[NormalizedName] = frozenset().union(*(r.extras for r in reqs))
-        out = [
-            Candidate(name, c.version, extras, c.file, c.requires_python)
-            for c in self._candidates(name, reqs)
-            if c.version not in bad
-        ]
-        if out:
-            self.index.prefetch_metadata(out[0].file)  # type: ignore[arg-type]
-        return out
+
+        def matches() -> Iterator[Candidate]:
+            # Lazy: resolvelib usually takes the first candidate, so most versions of a big
+            # project are never looked at (their specifiers and files stay unchecked).
+            first = True
+            for c in self._candidates(name, reqs):
+                if c.version in bad:
+                    continue
+                if first and c.file is not None:
+                    self.index.prefetch_metadata(c.file)
+                    first = False
+                yield Candidate(name, c.version, extras, c.file, c.requires_python)
+
+        return matches
 
     def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:
         if requirement.name != candidate.name:
@@ -186,16 +201,52 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         self.index.prefetch(names)
         return deps
 
+    # -- speculation ----------------------------------------------------------------------
+    def speculate(self, names: Iterable[str], extras: frozenset[str] = frozenset()) -> None:
+        """Crawl ahead of the resolver: page -> newest usable file -> its metadata -> the pages
+        of its dependencies, in the background, so the resolver rarely waits on the network.
+        A guess (the newest version usually wins); a wrong one only costs a request."""
+        for name in names:
+            key = canonicalize_name(name)
+            with self._spec_lock:
+                if key in self._speculated:
+                    continue
+                self._speculated.add(key)
+            self.index.project_future(key).add_done_callback(partial(self._on_page, extras))
+
+    def _on_page(self, extras: frozenset[str], fut: Future[ProjectPage | None]) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            return
+        page = fut.result()
+        if page is None:
+            return
+        preferred = self.options.preferences.get(page.name)
+        versions = [v for v in page.versions if not v.is_prerelease][:20]
+        if preferred is not None and preferred in page.versions:
+            versions.insert(0, preferred)
+        for version in versions:
+            result = self._evaluate(page.name, version, page, False)
+            if isinstance(result, Candidate) and result.file is not None:
+                self.index.prefetch_metadata(result.file).add_done_callback(
+                    partial(self._on_metadata, extras))
+                return
+
+    def _on_metadata(self, extras: frozenset[str], fut: Future[CoreMetadata]) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            return
+        meta = fut.result()
+        self.speculate(r.name for r in meta.requires_dist
+                       if self.target.marker_matches(r.marker, extras))
+
     # -- candidates -----------------------------------------------------------------------
-    def _candidates(self, name: str, reqs: Sequence[Req]) -> list[Candidate]:
+    def _candidates(self, name: str, reqs: Sequence[Req]) -> Iterator[Candidate]:
+        """Versions that satisfy ``reqs`` and have a file for the target, newest first
+        (a locked version first); why the others were skipped goes to ``rejections``."""
         page = self.index.project(name)
         if page is None:
             self.missing.add(name)
-            return []
+            return
         rej = self.rejections[name] = Rejections()
-        by_version: dict[Version, list[DistFile]] = {}
-        for f in page.files:
-            by_version.setdefault(f.version, []).append(f)
         pinned = {
             Version(s.version) for r in reqs for s in r.specifier
             if s.operator in ("==", "===") and "*" not in s.version
@@ -203,47 +254,66 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         allow_pre = self.options.prerelease == "allow" or any(
             s.prereleases for r in reqs for s in r.specifier
         )
-        out: list[Candidate] = []
-        for version in sorted(by_version, reverse=True):
-            if not all(r.specifier.contains(version, prereleases=True) for r in reqs):
-                continue
+        versions = list(page.versions)
+        preferred = self.options.preferences.get(name)
+        if preferred is not None and preferred in versions:
+            versions.remove(preferred)
+            versions.insert(0, preferred)
+        found = False
+        for version in versions:
             if version.is_prerelease and not allow_pre and version not in pinned:
                 continue
-            files = by_version[version]
-            if self.options.exclude_newer is not None:
-                cutoff = self.options.exclude_newer
-                files = [f for f in files if f.upload_time is not None and f.upload_time <= cutoff]
-                if not files:
-                    rej.newer.append(version)
-                    continue
-            if version not in pinned:
-                unyanked = [f for f in files if not f.yanked]
-                if not unyanked:
-                    rej.yanked.append(version)
-                    continue
-                files = unyanked
-            usable = [f for f in files if f.requires_python is None
-                      or f.requires_python.contains(self.python_version, prereleases=True)]
-            if not usable:
-                rej.requires_python.append(version)
+            if not all(r.specifier.contains(version, prereleases=True) for r in reqs):
                 continue
-            chosen = self.best_file(usable)
-            if chosen is None:
-                if any(not f.is_wheel for f in usable):
-                    rej.sdist_only.append(version)
-                else:
-                    rej.no_file.append(version)
-                rej.wheel_tags.update(_platform_part(f.filename) for f in usable if f.is_wheel)
-                continue
-            out.append(Candidate(name, version, frozenset(), chosen, chosen.requires_python))
-        if out:
-            self.empty.discard(name)
-        else:
+            result = self._evaluate(name, version, page, version in pinned)
+            if isinstance(result, Candidate):
+                if not found:
+                    found = True
+                    self.empty.discard(name)
+                yield result
+            else:
+                reason, tags = result
+                getattr(rej, reason).append(version)
+                rej.wheel_tags.update(tags)
+        if not found:
             self.empty.add(name)
-        preferred = self.options.preferences.get(name)
-        if preferred is not None:
-            out.sort(key=lambda c: c.version != preferred)  # stable: rest stays newest-first
-        return out
+
+    def _evaluate(self, name: str, version: Version, page: ProjectPage,
+                  pinned: bool) -> Candidate | tuple[str, tuple[str, ...]]:
+        """The candidate of one version, or why there is none (memoised: files never change)."""
+        key = (name, version, pinned)
+        cached = self._evaluated.get(key)
+        if cached is None:
+            cached = self._evaluate_files(name, version, page.files_of(version), pinned)
+            self._evaluated[key] = cached
+        return cached
+
+    def _evaluate_files(self, name: str, version: Version, files: Sequence[DistFile],
+                        pinned: bool) -> Candidate | tuple[str, tuple[str, ...]]:
+        if self.options.exclude_newer is not None:
+            cutoff = self.options.exclude_newer
+            files = [f for f in files if f.upload_time is not None and f.upload_time <= cutoff]
+            if not files:
+                return "newer", ()
+        if not pinned:
+            files = [f for f in files if not f.yanked]
+            if not files:
+                return "yanked", ()
+        usable = [f for f in files if f.requires_python is None
+                  or self._python_ok(f.requires_python)]
+        if not usable:
+            return "requires_python", ()
+        chosen = self.best_file(usable)
+        if chosen is None:
+            tags = tuple(_platform_part(f.filename) for f in usable if f.is_wheel)
+            return ("sdist_only" if any(not f.is_wheel for f in usable) else "no_file"), tags
+        return Candidate(name, version, frozenset(), chosen, chosen.requires_python)
+
+    def _python_ok(self, spec: SpecifierSet) -> bool:
+        ok = self._python_checks.get(spec)
+        if ok is None:
+            ok = self._python_checks[spec] = spec.contains(self.python_version, prereleases=True)
+        return ok
 
     def best_file(self, files: Iterable[DistFile]) -> DistFile | None:
         """The file the target installs: its best-ranked wheel, else an allowed sdist."""
