@@ -8,6 +8,7 @@ import subprocess
 
 import pytest
 
+from envlock.lock.select import load as load_locked
 from integration.helpers import envlock, load_lock, selected, selected_files, write_spec
 from support.wheels import Dist
 
@@ -460,3 +461,21 @@ def test_tls_index_trusted_through_ssl_cert_file(index, project, tmp_path):
     r = envlock(project, "lock", env={"SSL_CERT_FILE": str(cert)})
     assert r.code == 0, r.stderr
     assert selected(project / "pylock.toml", "linux-64") == {"a": "1.0"}
+
+
+def test_wheels_only_above_the_os_floor_suggest_the_floor_to_set(index, project):
+    server = index([*native("sci", "2.0", "cp311-cp311-macosx_12_0_arm64", LINUX),
+                    Dist("sci", "2.0", kind="sdist")])
+    write_spec(project, server.url, 'python = "3.11"\nplatforms = ["osx-arm64"]\n'
+               'dependencies = ["sci"]\n')
+    r = envlock(project, "lock")
+    assert r.code == 1
+    assert "no wheel of sci for osx-arm64 / cp311" in r.stderr
+    assert 'macos-arm64 = "12.0"' in r.stderr
+    write_spec(project, server.url, 'python = "3.11"\nplatforms = ["osx-arm64"]\n'
+               'dependencies = ["sci"]\n[platform-tags]\nmacos-arm64 = "12.0"\n')
+    r = envlock(project, "lock")
+    assert r.code == 0, r.stderr
+    lock = load_locked(project / "pylock.toml")
+    (art,) = lock.artifacts(lock.target("osx-arm64"))  # the target as locked: floor 12.0
+    assert art.filename == "sci-2.0-cp311-cp311-macosx_12_0_arm64.whl"

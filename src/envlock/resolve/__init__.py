@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
@@ -108,14 +109,40 @@ def _explain(causes: Collection[resolvelib.structs.RequirementInformation],  # t
 
 
 def _no_wheel(name: str, rej: Rejections, target: Target) -> ResolutionError:
-    tags = ", ".join(sorted(rej.wheel_tags)[:6]) or "none"
-    if rej.sdist_only:
+    floor = _floor_that_would_fit(rej.wheel_tags, target)
+    if floor is not None:
+        key, value = floor
+        hint = (f"{name} has {target.platform} wheels only for a newer OS: set "
+                f'[platform-tags] {key} = "{value}" in the spec if your machines have it')
+    elif rej.sdist_only and not rej.wheel_tags:
         hint = (f"{name} {rej.sdist_only[0]} has only a source distribution: add {name!r} to "
                 "allow-sdist in the spec, or pin a version that has wheels")
     else:
-        hint = (f"wheels exist only for: {tags}; pin a version with a {target.platform} wheel, "
-                "or drop this platform")
+        tags = ", ".join(sorted(rej.wheel_tags)[:6]) or "none"
+        hint = (f"its wheels are for: {tags}; pin a version with a {target.platform} wheel"
+                + (f", add {name!r} to allow-sdist" if rej.sdist_only else "")
+                + ", or drop this platform")
     return ResolutionError(f"no wheel of {name} for {target.label}", hint=hint)
+
+
+def _floor_that_would_fit(platform_tags: set[str], target: Target) -> tuple[str, str] | None:
+    """The lowest [platform-tags] floor under which one of these wheels would install."""
+    arch = target.platform_tags[0].rsplit("_", 1)[-1] if target.platform_tags else ""
+    found: list[tuple[int, int]] = []
+    for tag in platform_tags:
+        for part in tag.split("."):
+            m = re.fullmatch(r"(macosx|manylinux)_(\d+)_(\d+)_(\w+)", part)
+            if m and m.group(4) in (arch, "universal2"):
+                kind = "macosx" if target.platform.startswith("osx") else "manylinux"
+                if m.group(1) == kind:
+                    found.append((int(m.group(2)), int(m.group(3))))
+    if not found:
+        return None
+    major, minor = min(found)
+    if target.platform.startswith("osx"):
+        key = "macos-arm64" if target.platform == "osx-arm64" else "macos-x86_64"
+        return key, f"{major}.{minor}"
+    return "glibc", f"{major}.{minor}"
 
 
 def _rejection_note(rej: Rejections | None) -> str:
