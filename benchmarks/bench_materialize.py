@@ -59,6 +59,15 @@ def run(argv: Sequence[str], cwd: Path, env: dict[str, str]) -> float:
     return elapsed
 
 
+def compile_envlock() -> None:
+    """Byte-compile envlock like a regular install does (an editable one may lack .pyc files,
+    e.g. with PYTHONDONTWRITEBYTECODE set, and would then pay for compiling on every run)."""
+    import envlock
+
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(envlock.__file__).parent)],
+                   check=True, capture_output=True)
+
+
 def bench(workload: str, runs: int, root: Path) -> dict[str, object]:
     work = root / workload
     write_spec(workload, work, ["linux-64"])
@@ -103,6 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     names = list(WORKLOADS) if args.workload == "all" else [args.workload]
+    compile_envlock()
     with tempfile.TemporaryDirectory(prefix="envlock-bench-mat-") as tmp:
         results = [bench(name, args.runs, Path(tmp)) for name in names]
     print(f"{'workload':<10}{'packages':>9}{'files':>8}{'envlock s':>11}{'uv s':>8}"
