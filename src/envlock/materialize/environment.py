@@ -171,7 +171,11 @@ def materialize(
 
 def _replace_dir(staging: Path, output: Path) -> None:
     if not (output.exists() or output.is_symlink()):
-        os.replace(staging, output)
+        try:
+            os.replace(staging, output)
+        except OSError:  # another process put something there meanwhile
+            raise UsageError(f"{output} appeared while building",
+                             hint="pass --force to replace it") from None
         return
     old = output.with_name(f".{output.name}.old-{os.getpid()}")
     os.replace(output, old)
