@@ -17,8 +17,6 @@ from packaging.utils import parse_wheel_filename
 
 from envlock.cache.store import ArtifactStore
 from envlock.errors import EnvlockError
-from envlock.index.metadata import MetadataError
-from envlock.index.sdist import isolated_builder, unpack_sdist
 from envlock.lock.select import Artifact
 from envlock.platforms import Target, host_platform
 
@@ -29,31 +27,32 @@ class BuildError(EnvlockError):
     exit_code = 1
 
 
+def built_wheel(store: ArtifactStore, sdist_sha256: str, target: Target) -> Path | None:
+    """The wheel built from a locked sdist that ``target`` can install, if built already."""
+    directory = store.built_dir(sdist_sha256)
+    if not directory.is_dir():
+        return None
+    wheels = [(p, parse_wheel_filename(p.name)[3]) for p in sorted(directory.glob("*.whl"))]
+    return next(create_compatible_tags_selector(target.tags)(wheels), None)
+
+
 def ensure_built(store: ArtifactStore, art: Artifact, sdist: Path, target: Target,
                  index_urls: Sequence[str]) -> Path:
     """A wheel built from ``sdist`` that ``target`` can install (building it if needed)."""
-    selector = create_compatible_tags_selector(target.tags)
-    directory = store.built_dir(art.sha256)
-
-    def suitable() -> Path | None:
-        if not directory.is_dir():
-            return None
-        wheels = [(p, parse_wheel_filename(p.name)[3]) for p in sorted(directory.glob("*.whl"))]
-        return next(selector(wheels), None)
-
-    found = suitable()
+    found = built_wheel(store, art.sha256, target)
     if found is not None:
         return found
+    directory = store.built_dir(art.sha256)
     if directory.is_dir() and any(directory.glob("*.whl")):
         raise _foreign_native(art, target)
     with store.lock("build-" + art.sha256):
-        found = suitable()
+        found = built_wheel(store, art.sha256, target)
         if found is not None:
             return found
         wheel = _build(store, art, sdist, index_urls)
         directory.mkdir(parents=True, exist_ok=True)
         os.replace(wheel, directory / wheel.name)
-    found = suitable()
+    found = built_wheel(store, art.sha256, target)
     if found is None:
         raise _foreign_native(art, target)
     return found
@@ -69,6 +68,11 @@ def _foreign_native(art: Artifact, target: Target) -> BuildError:
 
 
 def _build(store: ArtifactStore, art: Artifact, sdist: Path, index_urls: Sequence[str]) -> Path:
+    # The build frontend and the network stack are needed only here: keep them off the
+    # import path of materialize.
+    from envlock.index.metadata import MetadataError
+    from envlock.index.sdist import isolated_builder, unpack_sdist
+
     work = Path(tempfile.mkdtemp(prefix="build-", dir=store.tmpdir()))
     try:
         source = unpack_sdist(sdist.read_bytes(), art.filename, work / "src")

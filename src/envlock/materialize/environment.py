@@ -17,10 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from packaging.tags import create_compatible_tags_selector
-from packaging.utils import parse_wheel_filename
-
 from envlock import __version__
+from envlock.cache.builds import built_wheel
 from envlock.cache.store import ArtifactStore, CorruptEntry
 from envlock.cache.unpack import TamperedTree, UnpackedWheel, discard, unpacked
 from envlock.errors import EnvlockError, UsageError
@@ -53,15 +51,6 @@ class MaterializeResult:
     compiled: bool
 
 
-def built_wheel(store: ArtifactStore, art: Artifact, target: Target) -> Path | None:
-    """The wheel built from a locked sdist that suits ``target``, if it has been built."""
-    directory = store.built_dir(art.sha256)
-    if not directory.is_dir():
-        return None
-    wheels = [(p, parse_wheel_filename(p.name)[3]) for p in sorted(directory.glob("*.whl"))]
-    return next(create_compatible_tags_selector(target.tags)(wheels), None)
-
-
 def wheels_for(store: ArtifactStore, lock: LoadedLock, target: Target,
                fetch_hint: str) -> list[tuple[Artifact, Path, str]]:
     """(artifact, wheel file, cache key) for every package of the target; all or an error."""
@@ -78,7 +67,7 @@ def wheels_for(store: ArtifactStore, lock: LoadedLock, target: Target,
             else:
                 out.append((art, path, art.sha256))
         else:
-            wheel = built_wheel(store, art, target)
+            wheel = built_wheel(store, art.sha256, target)
             if wheel is None:
                 missing.append(f"{art.filename} (to be built into a wheel)")
             else:
