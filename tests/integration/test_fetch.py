@@ -253,3 +253,22 @@ def test_fetch_retries_server_errors_and_reports_a_missing_file(index, project, 
     assert len(errors) == 1 and name in errors[0] and "404" in errors[0]
     assert not cached(cache, sha, name).exists()
     assert leftovers(cache) == []
+
+
+def test_a_download_cut_off_mid_file_resumes_with_a_range_request(index, project, cache):
+    big = Dist("big", "1.0", files={"big/data.bin": blob(7, 600_000)})
+    server = index([big])
+    lock = lock_project(server, project, ["big"], ["linux-64"])
+    (filename, f), = lock_files(lock).items()
+    server.reset_counts()
+    server.cut(f"/files/{filename}", after_bytes=200_000, times=1)
+
+    r = envlock(project, "fetch")
+    assert r.code == 0, r.stderr
+    assert sha256_of(cached(cache, str(f["sha256"]), filename)) == f["sha256"]
+    gets = [q for q in server.requests if q.path == f"/files/{filename}"]
+    assert len(gets) == 2
+    assert "range" not in gets[0].headers
+    start = int(gets[1].headers["range"].removeprefix("bytes=").rstrip("-"))
+    assert 0 < start <= 200_000  # picked up where the broken response stopped
+    assert leftovers(cache) == []

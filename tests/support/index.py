@@ -166,6 +166,7 @@ class IndexServer:
         self._display_names: dict[str, str] = {}
         self._modified: dict[str, float] = {}
         self._failures: list[_Failure] = []
+        self._cuts: list[list[Any]] = []
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         for dist in dists:
@@ -268,6 +269,12 @@ class IndexServer:
         with self._lock:
             self._failures.append(_Failure(path_prefix, status, times, retry_after))
 
+    def cut(self, path_prefix: str, after_bytes: int, times: int = 1) -> None:
+        """The next ``times`` GETs of a matching path send only ``after_bytes`` of the body
+        (with the full Content-Length) and then drop the connection: a broken download."""
+        with self._lock:
+            self._cuts.append([path_prefix, after_bytes, times])
+
     def file_path(self, filename: str) -> Path:
         """On-disk file served for ``filename`` (tests may overwrite it)."""
         with self._lock:
@@ -313,9 +320,18 @@ class IndexServer:
             h.send_header(key, value)
         h.end_headers()
         if not head and status != HTTPStatus.NOT_MODIFIED:
+            with self._lock:
+                cut = next((c for c in self._cuts if c[2] > 0 and path.startswith(c[0])
+                            and status in (200, 206)), None)
+                if cut is not None:
+                    cut[2] -= 1
             try:
-                h.wfile.write(body)
-            except (BrokenPipeError, ConnectionResetError):
+                h.wfile.write(body if cut is None else body[: cut[1]])
+                if cut is not None:
+                    h.wfile.flush()
+                    h.close_connection = True
+                    h.connection.shutdown(socket.SHUT_RDWR)
+            except (BrokenPipeError, ConnectionResetError, OSError):
                 h.close_connection = True
 
     def _route(
