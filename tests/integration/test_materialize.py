@@ -741,3 +741,25 @@ def test_build_compile_writes_pyc_and_verify_still_passes(index, project, tmp_pa
     shutil.move(str(out), str(moved))
     assert_runs(moved)
     assert envlock(project, "verify", str(moved)).code == 0
+
+
+def test_wheels_that_ship_the_same_file_install_in_lock_order_reproducibly(
+        index, project, tmp_path):
+    server = index([
+        Dist("aaa", "1.0", files={"shared/__init__.py": b"owner = 'aaa'\n"}),
+        Dist("zzz", "1.0", files={"shared/__init__.py": b"owner = 'zzz'\n"}),
+    ])
+    write_spec(project, server.url, 'python = "3.11"\nplatforms = ["linux-64"]\n'
+               'dependencies = ["zzz", "aaa"]\n')
+    assert envlock(project, "lock").code == 0
+    assert envlock(project, "fetch").code == 0
+    shas = set()
+    for i in range(3):
+        out = tmp_path / f"env{i}"
+        assert materialize(project, "linux-64", "--output", str(out)).code == 0
+        shared = out / "lib" / "python3.11" / "site-packages" / "shared" / "__init__.py"
+        assert shared.read_text() == "owner = 'zzz'\n"  # the later package in the lock wins
+        r = materialize(project, "linux-64", "--archive", str(tmp_path / f"a{i}.tar.gz"))
+        assert r.code == 0, r.stderr
+        shas.add(sha256_of(tmp_path / f"a{i}.tar.gz"))
+    assert len(shas) == 1

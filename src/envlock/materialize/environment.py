@@ -132,7 +132,15 @@ def materialize(
                 fresh = unpacked(store, wheel_path, key, art.name, art.version)
                 install_wheel(fresh, staging, layout, linker, art.name)
 
-        list(pool.map(install, zip(wheels, trees, strict=True)))
+        items = list(zip(wheels, trees, strict=True))
+        if _overlapping(trees):
+            # Two wheels ship the same file: install in lock order so the same one wins on
+            # every run (and the archive stays reproducible).
+            for item in items:
+                install(item)
+        else:
+            # Largest first balances the threads.
+            list(pool.map(install, sorted(items, key=lambda i: -len(i[1].records))))
         _write_interpreter(staging, layout, base)
         _write_meta(staging, lock, target, base, [w[0] for w in wheels])
         compiled = False
@@ -156,6 +164,20 @@ def materialize(
         pool.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(staging, ignore_errors=True)
     return MaterializeResult(target, output, archive, sha, len(wheels), linker.mode, compiled)
+
+
+def _overlapping(trees: Sequence[UnpackedWheel]) -> bool:
+    """Whether two wheels would write the same place (``.data/<key>/x`` counted as ``<key>/x``;
+    purelib and platlib both mean site-packages)."""
+    seen: set[str] = set()
+    for tree in trees:
+        prefix = tree.data_dir + "/"
+        paths = {r.path[len(prefix):].replace("platlib/", "purelib/", 1)
+                 if r.path.startswith(prefix) else "purelib/" + r.path for r in tree.records}
+        if not seen.isdisjoint(paths):
+            return True
+        seen |= paths
+    return False
 
 
 def _replace_dir(staging: Path, output: Path) -> None:
