@@ -14,8 +14,6 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from packaging.utils import canonicalize_name
-
 from envlock.cache.unpack import UnpackedWheel, check_stamp, record_hash
 from envlock.errors import IntegrityError
 from envlock.materialize.layout import Layout
@@ -135,8 +133,3 @@ def _write(path: str, data: bytes, *, executable: bool) -> None:
     with open(path, "wb") as f:
         f.write(data)
     os.chmod(path, 0o755 if executable else 0o644)
-
-
-def project_name(dist_info: str) -> str:
-    """``Foo_Bar-1.0.dist-info`` -> ``foo-bar``."""
-    return canonicalize_name(dist_info[: -len(".dist-info")].rpartition("-")[0])
