@@ -162,7 +162,9 @@ def load_spec(path: Path) -> Spec:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise SpecError(
-            f"{path}: spec file not found", hint="create one from envlock.toml.example"
+            f"{path}: spec file not found",
+            hint='create it, e.g. python = "3.11" and dependencies = ["requests"] '
+            "(see envlock.toml.example in the envlock repository), or pass --spec PATH",
         ) from None
     except OSError as exc:
         raise SpecError(f"{path}: cannot read spec: {exc.strerror}") from None
