@@ -7,6 +7,7 @@ and a version counts only if it has a file the target can install.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
@@ -215,6 +216,12 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
             self.index.project_future(key).add_done_callback(partial(self._on_page, extras))
 
     def _on_page(self, extras: frozenset[str], fut: Future[ProjectPage | None]) -> None:
+        # A guess must never fail the run nor print: the resolver asks again for real.
+        with contextlib.suppress(Exception):
+            self._speculate_from_page(extras, fut)
+
+    def _speculate_from_page(self, extras: frozenset[str],
+                             fut: Future[ProjectPage | None]) -> None:
         if fut.cancelled() or fut.exception() is not None:
             return
         page = fut.result()
@@ -235,8 +242,9 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         if fut.cancelled() or fut.exception() is not None:
             return
         meta = fut.result()
-        self.speculate(r.name for r in meta.requires_dist
-                       if self.target.marker_matches(r.marker, extras))
+        with contextlib.suppress(Exception):
+            self.speculate(r.name for r in meta.requires_dist
+                           if self.target.marker_matches(r.marker, extras))
 
     # -- candidates -----------------------------------------------------------------------
     def _candidates(self, name: str, reqs: Sequence[Req]) -> Iterator[Candidate]:
