@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import stat
 import tarfile
 from pathlib import Path
+
+from envlock.cache.store import file_sha256
 
 # 1980-01-01: the zip epoch; any fixed value works, 0 upsets some tools.
 FIXED_MTIME = 315532800
@@ -49,8 +50,4 @@ def write_archive(root: Path, dest: Path) -> str:
                 info.mode = 0o755 if st.st_mode & 0o111 else 0o644
                 with path.open("rb") as f:
                     tar.addfile(info, f)
-    h = hashlib.sha256()
-    with dest.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_sha256(dest)
