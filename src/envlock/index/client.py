@@ -152,13 +152,14 @@ class HttpClient:
         finally:
             response.close()
 
-    def _send(self, url: str, headers: Mapping[str, str] | None) -> httpx.Response:
+    def _send(self, url: str, headers: Mapping[str, str] | None,
+              method: str = "GET") -> httpx.Response:
         clean = redact(url)
         attempt = 0
         while True:
             attempt += 1
             try:
-                request = self._client.build_request("GET", clean, headers=headers)
+                request = self._client.build_request(method, clean, headers=headers)
                 response = self._client.send(request, stream=True)
             except httpx.TooManyRedirects:
                 raise NetworkError(f"too many redirects fetching {clean}") from None
@@ -188,18 +189,10 @@ class HttpClient:
 
     def head_size(self, url: str) -> int | None:
         """Content-Length of a file, for indexes that do not list sizes (PEP 700)."""
-        for attempt in range(self.retries + 1):
-            try:
-                response = self._client.head(redact(url))
-            except httpx.TransportError:
-                time.sleep(self.backoff * 2**attempt)
-                continue
-            if response.status_code in RETRY_STATUS:
-                time.sleep(self.backoff * 2**attempt)
-                continue
-            length = response.headers.get("content-length")
-            return int(length) if response.status_code == 200 and length else None
-        return None
+        response = self._send(url, None, "HEAD")
+        response.close()
+        length = response.headers.get("content-length")
+        return int(length) if response.status_code == 200 and length else None
 
 
 def _is_tls_trust_error(exc: BaseException) -> bool:
