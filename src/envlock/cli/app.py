@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.text import Text
 
 from envlock import __version__
 from envlock.cli.output import Verbosity, cache_dir, debug, info, progress, stderr, stdout
@@ -158,6 +157,8 @@ def main() -> None:
     try:
         app()  # standalone: typer reports usage errors itself (exit 2)
     except EnvlockError as exc:
+        from rich.text import Text
+
         if Verbosity.level >= 1:
             traceback.print_exc()
         stderr.print(Text.assemble(("error: ", "bold red"), exc.message))

@@ -12,7 +12,15 @@ import typer
 
 from envlock.cache.store import ArtifactStore
 from envlock.cli.app import CacheOpt, QuietOpt, SpecOpt, VerboseOpt, app, set_verbosity
-from envlock.cli.output import Verbosity, cache_dir, debug, info, stderr, stdout
+from envlock.cli.output import (
+    Verbosity,
+    cache_dir,
+    debug,
+    info,
+    real_console,
+    stderr,
+    stdout,
+)
 from envlock.errors import UsageError
 from envlock.lock import select
 from envlock.platforms import host_platform
@@ -85,7 +93,8 @@ def _fetch_progress() -> Iterator[FetchEvents]:
         return
     progress = Progress(
         TextColumn("[bold]fetch"), BarColumn(), TextColumn("{task.fields[files]}"),
-        DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(), console=stderr,
+        DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
+        console=real_console(stderr),
         transient=True)
     task = progress.add_task("fetch", total=0, files="")
     counts = [0, 0]  # files done, files total

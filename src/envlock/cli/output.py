@@ -7,16 +7,43 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from platformdirs import user_cache_dir
-from rich.console import Console
-from rich.live import Live
-from rich.text import Text
 
 from envlock.events import Stats
 
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
-stdout = Console(highlight=False, soft_wrap=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+class _LazyConsole:
+    """A rich Console made on first use: importing rich costs ~40 ms that a quiet, fast
+    command (``materialize -q`` in a container build) should not pay."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def real(self) -> Console:
+        """The Console itself (for rich objects that take one, e.g. Live, Progress)."""
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real(), name)
+
+
+def real_console(console: Console) -> Console:
+    """Unwrap a lazy console."""
+    return console.real() if isinstance(console, _LazyConsole) else console
+
+
+stderr: Console = _LazyConsole(stderr=True, highlight=False, soft_wrap=True)  # type: ignore[assignment]
+stdout: Console = _LazyConsole(highlight=False, soft_wrap=True)  # type: ignore[assignment]
 
 
 class Verbosity:
@@ -54,8 +81,11 @@ def progress(stats: Stats) -> Iterator[None]:
     if Verbosity.level < 0 or not stderr.is_terminal:
         yield
         return
+    from rich.live import Live
+    from rich.text import Text
+
     stop = threading.Event()
-    with Live(Text(_status_line(stats)), console=stderr, transient=True,
+    with Live(Text(_status_line(stats)), console=real_console(stderr), transient=True,
               refresh_per_second=8) as live:
         def tick() -> None:
             while not stop.wait(0.125):
