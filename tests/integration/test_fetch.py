@@ -272,3 +272,18 @@ def test_a_download_cut_off_mid_file_resumes_with_a_range_request(index, project
     start = int(gets[1].headers["range"].removeprefix("bytes=").rstrip("-"))
     assert 0 < start <= 200_000  # picked up where the broken response stopped
     assert leftovers(cache) == []
+
+
+def test_fetch_platform_without_env_skips_environments_that_lack_it(index, project, cache):
+    server = index([Dist("a", "1.0"), *[Dist("lib", "2.0", tag=t) for t in (LINUX, WIN)]])
+    write_spec(project, server.url, 'python = "3.11"\nplatforms = ["linux-64", "win-64"]\n'
+               'dependencies = ["a"]\n[environments.gpu]\nplatforms = ["linux-64"]\n'
+               'dependencies = ["lib"]\n')
+    assert envlock(project, "lock").code == 0
+    r = envlock(project, "fetch", "--platform", "win-64")
+    assert r.code == 0, r.stderr
+    assert "1 downloaded" in r.stderr  # a's wheel; the gpu environment has no win-64
+    r = envlock(project, "fetch", "--platform", "win-64", "--env", "gpu")
+    assert r.code == 2 and "no win-64 resolution" in r.stderr
+    r = envlock(project, "fetch", "--platform", "osx-64")
+    assert r.code == 2 and "no locked environment has platform(s) osx-64" in r.stderr

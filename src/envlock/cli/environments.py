@@ -57,15 +57,28 @@ def _snapshots(spec: Path, envs: list[str], platforms: list[str]) -> list[Snapsh
     out = []
     for env in loaded.select(envs):
         lock = select.load(env.lock_path)
+        if wanted and not envs:
+            # No --env: every environment that has these platforms (others are skipped).
+            have = tuple(p for p in wanted if p in lock.targets)
+            if have:
+                out.append(Snapshot(env, lock, have))
+            continue
         for p in wanted:
             lock.target(p)  # a clear error for a platform the lock does not have
         out.append(Snapshot(env, lock, tuple(wanted)))
+    if not out:
+        raise UsageError(f"no locked environment has platform(s) {', '.join(wanted)}",
+                         hint="add them to the spec's platforms and run `envlock lock`")
     return out
 
 
-def _fetch_hint(env: EnvironmentSpec, platform: str) -> str:
+def _fetch_hint(spec: Path, env: EnvironmentSpec, platform: str) -> str:
     hint = f"envlock fetch --platform {platform}"
-    return hint + (f" --env {env.name}" if env.name else "")
+    if env.name:
+        hint += f" --env {env.name}"
+    if spec != Path(SPEC_FILENAME):
+        hint += f" --spec {spec}"
+    return hint
 
 
 @contextmanager
@@ -157,7 +170,7 @@ def _materialize(spec: Path, env: str, platform: str, output: Path | None,
     result = run(
         lock, platform, store, output=output, archive=archive, base_python=base_python,
         force=force, compile_bytecode=compile_, link_mode=link_mode,
-        fetch_hint=_fetch_hint(target_env, platform),
+        fetch_hint=_fetch_hint(spec, target_env, platform),
         on_phase=lambda phase: debug(phase),
     )
     where = result.output if result.output is not None else result.archive
