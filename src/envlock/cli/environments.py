@@ -55,8 +55,10 @@ def _snapshots(spec: Path, envs: list[str], platforms: list[str]) -> list[Snapsh
     loaded = load_spec(spec)
     wanted = parse_platforms(platforms, "--platform") if platforms else ()
     out = []
+    locked: set[str] = set()
     for env in loaded.select(envs):
         lock = select.load(env.lock_path)
+        locked.update(lock.targets)
         if wanted and not envs:
             # No --env: every environment that has these platforms (others are skipped).
             have = tuple(p for p in wanted if p in lock.targets)
@@ -67,8 +69,10 @@ def _snapshots(spec: Path, envs: list[str], platforms: list[str]) -> list[Snapsh
             lock.target(p)  # a clear error for a platform the lock does not have
         out.append(Snapshot(env, lock, tuple(wanted)))
     if not out:
-        raise UsageError(f"no locked environment has platform(s) {', '.join(wanted)}",
-                         hint="add them to the spec's platforms and run `envlock lock`")
+        raise UsageError(
+            f"no locked environment has platform(s) {', '.join(wanted)} "
+            f"(locked: {', '.join(sorted(locked)) or 'none'})",
+            hint="add them to the spec's platforms and run `envlock lock`")
     return out
 
 
