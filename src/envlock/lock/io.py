@@ -46,13 +46,17 @@ def read_lock(path: Path) -> dict[str, Any] | None:
         raw = path.read_bytes()
     except FileNotFoundError:
         return None
+    return parse_lock(path, raw)[0]
+
+
+def parse_lock(path: Path, raw: bytes) -> tuple[dict[str, Any], Pylock]:
+    """A lock's TOML document and its validated PEP 751 model (``path`` is for messages)."""
     try:
         data = tomllib.loads(raw.decode("utf-8"))
-        Pylock.from_dict(data)
+        return dict(data), Pylock.from_dict(data)
     except (UnicodeDecodeError, tomllib.TOMLDecodeError, PylockValidationError) as exc:
         raise UsageError(f"{path}: not a valid PEP 751 lock: {str(exc).splitlines()[0]}",
                          hint="delete it and run `envlock lock` again") from None
-    return dict(data)
 
 
 def staleness(env: EnvironmentSpec, targets: Sequence[Target]) -> str | None:

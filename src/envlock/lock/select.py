@@ -12,7 +12,7 @@ from packaging.pylock import PackageSdist, PackageWheel, Pylock, PylockSelectErr
 from packaging.utils import NormalizedName
 
 from envlock.errors import UsageError
-from envlock.lock.io import read_lock
+from envlock.lock.io import parse_lock
 from envlock.platforms import Target
 from envlock.spec import platform_options_from
 
@@ -36,6 +36,7 @@ class LoadedLock:
 
     path: Path
     data: Mapping[str, Any]
+    pylock: Pylock  # validated once when read; select() is called per target
     sha256: str
     targets: Mapping[str, Target]
 
@@ -55,9 +56,8 @@ class LoadedLock:
 
     def artifacts(self, target: Target) -> list[Artifact]:
         """The artifacts this target installs, in lock order (the PEP 751 selection)."""
-        pylock = Pylock.from_dict(self.data)
         try:
-            chosen = list(pylock.select(environment=target.environment,  # type: ignore[arg-type]
+            chosen = list(self.pylock.select(environment=target.environment,  # type: ignore[arg-type]
                                         tags=target.tags))
         except PylockSelectError as exc:
             raise UsageError(f"{self.path.name}: {exc}") from None
@@ -83,15 +83,17 @@ class LoadedLock:
 
 def load(path: Path) -> LoadedLock:
     """Read a lock; missing or invalid is a usage error (exit 2) with a next step."""
-    data = read_lock(path)
-    if data is None:
-        raise UsageError(f"{path} does not exist", hint="run `envlock lock` first")
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"{path} does not exist", hint="run `envlock lock` first") from None
+    data, pylock = parse_lock(path, raw)
     tool = data.get("tool", {}).get("envlock", {})
     options = platform_options_from(tool.get("platform-tags", {}), path)
     targets = {}
     for t in tool.get("targets", []):
         targets[t["platform"]] = Target(t["platform"], _python(t["python"], data), options)
-    return LoadedLock(path, data, hashlib.sha256(path.read_bytes()).hexdigest(), targets)
+    return LoadedLock(path, data, pylock, hashlib.sha256(raw).hexdigest(), targets)
 
 
 def _python(full: str, data: Mapping[str, Any]) -> str:
