@@ -14,7 +14,6 @@ class Stats:
     projects: int = 0
     metadata: int = 0
     candidates: int = 0
-    requests_saved: int = 0
     phase: str = "starting"
     started: float = field(default_factory=time.monotonic)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

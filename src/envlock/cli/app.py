@@ -15,7 +15,7 @@ from envlock.cli.output import Verbosity, cache_dir, debug, info, progress, stde
 from envlock.errors import EnvlockError
 from envlock.events import Stats
 from envlock.platforms import PlatformOptions, Target, describe
-from envlock.spec import SPEC_FILENAME, Spec, load_spec, parse_platforms, parse_timestamp
+from envlock.spec import SPEC_FILENAME, load_spec, parse_platforms, parse_timestamp
 
 app = typer.Typer(
     name="envlock",
@@ -53,10 +53,6 @@ def set_verbosity(quiet: bool, verbose: bool) -> None:
     Verbosity.level = -1 if quiet else (1 if verbose else 0)
 
 
-def _load(spec: Path) -> Spec:
-    return load_spec(spec)
-
-
 @app.command()
 def lock(
     spec: SpecOpt = Path(SPEC_FILENAME),
@@ -85,7 +81,7 @@ def lock(
     from envlock.lock.service import check_locks, lock_environments
 
     set_verbosity(quiet, verbose)
-    loaded = _load(spec)
+    loaded = load_spec(spec)
     envs = loaded.select(env)
     if platform:
         platforms = parse_platforms(platform, "--platform")

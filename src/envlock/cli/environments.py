@@ -23,6 +23,7 @@ from envlock.cli.output import (
 )
 from envlock.errors import UsageError
 from envlock.lock import select
+from envlock.lock.select import LoadedLock
 from envlock.platforms import host_platform
 from envlock.spec import SPEC_FILENAME, EnvironmentSpec, load_spec, parse_platforms
 
@@ -162,15 +163,16 @@ def fetch(
     _report_fetch(result)
 
 
-def _materialize(spec: Path, env: str, platform: str, output: Path | None,
-                 archive: Path | None, base_python: str | None, force: bool, compile_: bool,
-                 link_mode: str, store: ArtifactStore) -> None:
-    from envlock.materialize.environment import materialize as run
-
+def _check_link_mode(link_mode: str) -> None:
     if link_mode not in ("hardlink", "copy"):
         raise UsageError(f"--link-mode must be hardlink or copy, got {link_mode!r}")
-    target_env = load_spec(spec).select([env])[0]
-    lock = select.load(target_env.lock_path)
+
+
+def _materialize(spec: Path, target_env: EnvironmentSpec, lock: LoadedLock, platform: str,
+                 output: Path | None, archive: Path | None, base_python: str | None,
+                 force: bool, compile_: bool, link_mode: str, store: ArtifactStore) -> None:
+    from envlock.materialize.environment import materialize as run
+
     result = run(
         lock, platform, store, output=output, archive=archive, base_python=base_python,
         force=force, compile_bytecode=compile_, link_mode=link_mode,
@@ -202,8 +204,10 @@ def materialize(
     """Build an environment from the cache alone (never uses the network)."""
     set_verbosity(quiet, verbose)
     parse_platforms([platform], "--platform")
-    _materialize(spec, env, platform, output, archive, base_python, force, compile, link_mode,
-                 ArtifactStore(cache_dir(cache)))
+    _check_link_mode(link_mode)
+    target_env = load_spec(spec).select([env])[0]
+    _materialize(spec, target_env, select.load(target_env.lock_path), platform, output, archive,
+                 base_python, force, compile, link_mode, ArtifactStore(cache_dir(cache)))
 
 
 @app.command()
@@ -224,15 +228,15 @@ def build(
 ) -> None:
     """`fetch` what is missing, then `materialize` (default output .envlock/envs/ENV-PLATFORM)."""
     from envlock.cache.service import snapshot
+    from envlock.lock.io import staleness
+    from envlock.lock.service import targets_of
 
     set_verbosity(quiet, verbose)
     platform = platform or host_platform()
     parse_platforms([platform], "--platform")
+    _check_link_mode(link_mode)
     store = ArtifactStore(cache_dir(cache))
     snaps = _snapshots(spec, [env], [platform])
-    from envlock.lock.io import staleness
-    from envlock.lock.service import targets_of
-
     stale = staleness(snaps[0].env, targets_of(snaps[0].env))
     if stale:
         info(f"[yellow]warning:[/yellow] {stale}; building what the lock says")
@@ -242,8 +246,8 @@ def build(
         _report_fetch(result)
     if output is None and archive is None:
         output = spec.parent / ".envlock" / "envs" / f"{snaps[0].env.label}-{platform}"
-    _materialize(spec, env, platform, output, archive, base_python, force, compile, link_mode,
-                 store)
+    _materialize(spec, snaps[0].env, snaps[0].lock, platform, output, archive, base_python,
+                 force, compile, link_mode, store)
 
 
 @app.command()

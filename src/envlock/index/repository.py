@@ -84,7 +84,6 @@ class PackageIndex:
             headers.update(cached.validators())
         response = self.http.get(url, headers=headers)
         if response.status_code == 304 and cached is not None:
-            self.stats.bump("requests_saved")
             return parse_project_page(cached.body, cached.content_type, cached.url, index.url, name)
         if response.status_code == 404:
             return None
