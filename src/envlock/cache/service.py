@@ -10,6 +10,7 @@ from envlock.cache.fetch import FetchEvents, FetchResult, fetch
 from envlock.cache.store import ArtifactStore
 from envlock.index.client import HttpClient
 from envlock.lock.select import Artifact, LoadedLock
+from envlock.platforms import Target
 from envlock.spec import EnvironmentSpec
 
 
@@ -26,18 +27,19 @@ def snapshot(store: ArtifactStore, snapshots: Sequence[Snapshot],
              events: FetchEvents | None = None) -> FetchResult:
     """Fetch what is missing (no request at all when nothing is), then build locked sdists."""
     artifacts: dict[str, Artifact] = {}
-    for snap in snapshots:
-        for art in snap.lock.all_artifacts(snap.platforms):
-            artifacts.setdefault(art.sha256, art)
-    indexes = {i.url: i for snap in snapshots for i in snap.env.indexes}
-    result = fetch(store, list(artifacts.values()), lambda: HttpClient(list(indexes.values())),
-                   events)
+    to_build: list[tuple[Snapshot, Target, Artifact]] = []
     for snap in snapshots:
         for platform in snap.platforms or tuple(sorted(snap.lock.targets)):
             target = snap.lock.target(platform)
             for art in snap.lock.artifacts(target):
+                artifacts.setdefault(art.sha256, art)
                 if not art.is_wheel:
-                    sdist = store.get(art.sha256, art.filename, art.size)
-                    assert sdist is not None  # fetched just above
-                    ensure_built(store, art, sdist, target, [i.url for i in snap.env.indexes])
+                    to_build.append((snap, target, art))
+    indexes = {i.url: i for snap in snapshots for i in snap.env.indexes}
+    result = fetch(store, list(artifacts.values()), lambda: HttpClient(list(indexes.values())),
+                   events)
+    for snap, target, art in to_build:
+        sdist = store.get(art.sha256, art.filename, art.size)
+        assert sdist is not None  # fetched just above
+        ensure_built(store, art, sdist, target, [i.url for i in snap.env.indexes])
     return result
