@@ -96,14 +96,24 @@ def _no_env(_cache: Path) -> dict[str, str]:
 
 def envlock_tool(envlock: Sequence[str], platforms: Sequence[str]) -> Tool:
     def setup(workload: str, work: Path) -> Path:
-        return write_spec(workload, work, platforms,
-                          platform_tags=MULTI_TAGS if len(platforms) > 1 else None)
+        return write_spec(
+            workload, work, platforms, platform_tags=MULTI_TAGS if len(platforms) > 1 else None
+        )
 
     def argv(cache: Path) -> list[str]:
         flags = [arg for p in platforms for arg in ("--platform", p)]
         # --upgrade: with pylock.toml deleted nothing is preferred anyway; this makes sure.
-        return [*envlock, "lock", "--spec", "envlock.toml", "--cache-dir", str(cache),
-                *flags, "--upgrade", "--quiet"]
+        return [
+            *envlock,
+            "lock",
+            "--spec",
+            "envlock.toml",
+            "--cache-dir",
+            str(cache),
+            *flags,
+            "--upgrade",
+            "--quiet",
+        ]
 
     return Tool("envlock", "pylock.toml", setup, argv, _no_env, count_pylock)
 
@@ -112,8 +122,19 @@ def uv_tool(uv: Path, universal: bool) -> Tool:
     target = ["--universal"] if universal else ["--python-platform", "x86_64-manylinux_2_28"]
 
     def argv(_cache: Path) -> list[str]:
-        return [str(uv), "pip", "compile", "requirements.in", "--python-version", PYTHON,
-                *target, "--generate-hashes", "-o", "out.txt", "--quiet"]
+        return [
+            str(uv),
+            "pip",
+            "compile",
+            "requirements.in",
+            "--python-version",
+            PYTHON,
+            *target,
+            "--generate-hashes",
+            "-o",
+            "out.txt",
+            "--quiet",
+        ]
 
     def env(cache: Path) -> dict[str, str]:
         return {"UV_CACHE_DIR": str(cache)}
@@ -125,8 +146,17 @@ def uv_tool(uv: Path, universal: bool) -> Tool:
 def pip_compile_tool(pip_compile: Path) -> Tool:
     def argv(cache: Path) -> list[str]:
         # pip-tools hands --cache-dir to pip as well, so pip's HTTP cache lands there too.
-        return [str(pip_compile), "requirements.in", "--generate-hashes", "--cache-dir",
-                str(cache), "--strip-extras", "-o", "out.txt", "--quiet"]
+        return [
+            str(pip_compile),
+            "requirements.in",
+            "--generate-hashes",
+            "--cache-dir",
+            str(cache),
+            "--strip-extras",
+            "-o",
+            "out.txt",
+            "--quiet",
+        ]
 
     def env(cache: Path) -> dict[str, str]:
         return {"PIP_CACHE_DIR": str(cache / "pip")}
@@ -137,8 +167,15 @@ def pip_compile_tool(pip_compile: Path) -> Tool:
 def pdm_tool(pdm: Path) -> Tool:
     def argv(_cache: Path) -> list[str]:
         # A lock target (pdm >= 2.17): CPython 3.11 on manylinux_2_28 x86_64, like the others.
-        return [str(pdm), "lock", "--python", f"=={PYTHON}.*",
-                "--platform", "manylinux_2_28_x86_64", "--quiet"]
+        return [
+            str(pdm),
+            "lock",
+            "--python",
+            f"=={PYTHON}.*",
+            "--platform",
+            "manylinux_2_28_x86_64",
+            "--quiet",
+        ]
 
     def env(cache: Path) -> dict[str, str]:
         return {"PDM_CACHE_DIR": str(cache)}
@@ -203,16 +240,18 @@ def tool_env(work_root: Path, peers_python: Path) -> dict[str, str]:
     """
     drop = ("PIP_", "UV_", "PDM_", "ENVLOCK_", "VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONPATH")
     env = {k: v for k, v in os.environ.items() if not k.startswith(drop) or k == "PIP_CERT"}
-    env.update({
-        "PIP_CONFIG_FILE": os.devnull,
-        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-        "UV_NO_CONFIG": "1",
-        "UV_PYTHON_DOWNLOADS": "never",
-        "PDM_CONFIG_FILE": str(work_root / "pdm-config.toml"),
-        "PDM_CHECK_UPDATE": "false",
-        "PDM_PYTHON": str(peers_python),  # else pdm creates a .venv in the project first
-        "NO_COLOR": "1",
-    })
+    env.update(
+        {
+            "PIP_CONFIG_FILE": os.devnull,
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+            "UV_NO_CONFIG": "1",
+            "UV_PYTHON_DOWNLOADS": "never",
+            "PDM_CONFIG_FILE": str(work_root / "pdm-config.toml"),
+            "PDM_CHECK_UPDATE": "false",
+            "PDM_PYTHON": str(peers_python),  # else pdm creates a .venv in the project first
+            "NO_COLOR": "1",
+        }
+    )
     return env
 
 
@@ -251,9 +290,15 @@ def _run_once(case: Case, cache: Path, env: dict[str, str], log: Path) -> tuple[
         sink.flush()
         start = time.perf_counter()
         try:
-            proc = subprocess.run(case.tool.argv(cache), cwd=case.work, env=full_env,
-                                  stdout=sink, stderr=subprocess.STDOUT, timeout=TIMEOUT,
-                                  check=False)
+            proc = subprocess.run(
+                case.tool.argv(cache),
+                cwd=case.work,
+                env=full_env,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                timeout=TIMEOUT,
+                check=False,
+            )
         except subprocess.TimeoutExpired:
             return time.perf_counter() - start, f"timed out after {TIMEOUT:.0f}s"
         except OSError as exc:  # e.g. the peer venv was removed under us
@@ -268,10 +313,13 @@ def _run_once(case: Case, cache: Path, env: dict[str, str], log: Path) -> tuple[
 def measure(cases: Sequence[Case], runs: int, env: dict[str, str], caches: Path) -> list[Row]:
     """Run every case ``runs`` times: cold on a fresh cache, then warm on the same cache."""
     # Insertion order is the table's: per workload and target, cold then warm, tools in order.
-    rows = {(c.workload, c.target, s, c.tool.name): Row(c.workload, c.target, s, c.tool.name)
-            for w, t in dict.fromkeys((c.workload, c.target) for c in cases)
-            for s in ("cold", "warm")
-            for c in cases if (c.workload, c.target) == (w, t)}
+    rows = {
+        (c.workload, c.target, s, c.tool.name): Row(c.workload, c.target, s, c.tool.name)
+        for w, t in dict.fromkeys((c.workload, c.target) for c in cases)
+        for s in ("cold", "warm")
+        for c in cases
+        if (c.workload, c.target) == (w, t)
+    }
     for run in range(1, runs + 1):
         for case in cases:
             cold = rows[(case.workload, case.target, "cold", case.tool.name)]
@@ -291,8 +339,9 @@ def measure(cases: Sequence[Case], runs: int, env: dict[str, str], caches: Path)
                     break
                 row.seconds.append(seconds)
                 row.packages = case.tool.count(case.work / case.tool.output)
-                print(f"{label}{case.tool.name}: {seconds:.2f}s, {row.packages} packages",
-                      flush=True)
+                print(
+                    f"{label}{case.tool.name}: {seconds:.2f}s, {row.packages} packages", flush=True
+                )
             shutil.rmtree(cache, ignore_errors=True)
     return list(rows.values())
 
@@ -318,9 +367,18 @@ def table_rows(rows: Sequence[Row]) -> list[tuple[str, ...]]:
         median = f"{r.median:.2f}" if r.median is not None else "failed"
         each = " ".join(f"{s:.1f}" for s in r.seconds)
         rel = ratio[id(r)]
-        out.append((r.workload, r.target, r.scenario, r.tool, median, each,
-                    f"{rel:.2f}" if rel is not None else "-",
-                    str(r.packages) if r.packages is not None else "-"))
+        out.append(
+            (
+                r.workload,
+                r.target,
+                r.scenario,
+                r.tool,
+                median,
+                each,
+                f"{rel:.2f}" if rel is not None else "-",
+                str(r.packages) if r.packages is not None else "-",
+            )
+        )
     return out
 
 
@@ -336,8 +394,11 @@ def print_table(rows: Sequence[Row]) -> None:
         return
     table = Table(title="lock wall time (median seconds; ratio = tool / envlock)")
     for col in COLUMNS:
-        table.add_column(col, no_wrap=True,
-                         justify="right" if col in ("seconds", "ratio", "packages") else "left")
+        table.add_column(
+            col,
+            no_wrap=True,
+            justify="right" if col in ("seconds", "ratio", "packages") else "left",
+        )
     for i, line in enumerate(body):
         table.add_row(*line, end_section=i + 1 < len(body) and body[i + 1][:3] != line[:3])
     console = Console()
@@ -353,7 +414,8 @@ def host_info() -> dict[str, str]:
         "python": platform.python_version(),
         # Other work on the machine skews wall times; recorded so a reader can tell.
         "loadavg_at_start": " ".join(f"{x:.2f}" for x in os.getloadavg())
-        if hasattr(os, "getloadavg") else "?",
+        if hasattr(os, "getloadavg")
+        else "?",
     }
 
 
@@ -397,10 +459,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workload", choices=[*WORKLOADS, "all"], default="all")
     parser.add_argument("--runs", type=int, default=3, help="runs per cell; the median is shown")
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write results as JSON")
-    parser.add_argument("--tools", default="envlock,uv,pip-compile,pdm",
-                        help="comma-separated subset of envlock,uv,pip-compile,pdm")
-    parser.add_argument("--workdir", type=Path,
-                        help="keep inputs, outputs and logs here (default: a temporary dir)")
+    parser.add_argument(
+        "--tools",
+        default="envlock,uv,pip-compile,pdm",
+        help="comma-separated subset of envlock,uv,pip-compile,pdm",
+    )
+    parser.add_argument(
+        "--workdir", type=Path, help="keep inputs, outputs and logs here (default: a temporary dir)"
+    )
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
@@ -418,16 +484,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name not in selected:
             del peers.exes[name]
     if sys.version_info[:2] != tuple(int(p) for p in PYTHON.split(".")):
-        print(f"note: pip-compile locks for the interpreter running it "
-              f"(Python {platform.python_version()}), not {PYTHON}", file=sys.stderr)
+        print(
+            f"note: pip-compile locks for the interpreter running it "
+            f"(Python {platform.python_version()}), not {PYTHON}",
+            file=sys.stderr,
+        )
 
     ok, envlock_version = _run_quiet([*envlock_command(), "--version"], env)
     versions = {"envlock": envlock_version if ok else "?", **peers.versions}
     info = host_info()
-    print(f"{info['date']}  {info['platform']}  {info['cpus']} CPUs  Python {info['python']}"
-          f"  load {info['loadavg_at_start']}")
-    print("tools: " + "; ".join(f"{k} = {v}" for k, v in versions.items()
-                                if k in selected or k == "envlock"))
+    print(
+        f"{info['date']}  {info['platform']}  {info['cpus']} CPUs  Python {info['python']}"
+        f"  load {info['loadavg_at_start']}"
+    )
+    print(
+        "tools: "
+        + "; ".join(f"{k} = {v}" for k, v in versions.items() if k in selected or k == "envlock")
+    )
     for name, reason in peers.skipped.items():
         if name in selected:
             print(f"skipping {name}: {reason}")

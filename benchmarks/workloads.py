@@ -56,8 +56,13 @@ def requirements(workload: str) -> tuple[str, ...]:
         raise KeyError(f"unknown workload {workload!r} (known: {known})") from None
 
 
-def write_spec(workload: str, directory: Path, platforms: Sequence[str] = ("linux-64",),
-               python: str = PYTHON, platform_tags: Mapping[str, str] | None = None) -> Path:
+def write_spec(
+    workload: str,
+    directory: Path,
+    platforms: Sequence[str] = ("linux-64",),
+    python: str = PYTHON,
+    platform_tags: Mapping[str, str] | None = None,
+) -> Path:
     """Write ``directory/envlock.toml`` for a workload and a list of envlock platforms.
 
     ``platform_tags`` becomes the spec's ``[platform-tags]`` table (e.g. a macOS floor).

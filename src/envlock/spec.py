@@ -101,9 +101,7 @@ class EnvironmentSpec:
             "indexes": [[i.name, _strip_credentials(i.url)] for i in self.indexes],
             "exclude-newer": self.exclude_newer.isoformat() if self.exclude_newer else None,
             "allow-sdist": (
-                self.allow_sdist
-                if isinstance(self.allow_sdist, bool)
-                else sorted(self.allow_sdist)
+                self.allow_sdist if isinstance(self.allow_sdist, bool) else sorted(self.allow_sdist)
             ),
             "prerelease": self.prerelease,
             "platform-tags": self.platform_options.as_dict(),
@@ -138,9 +136,7 @@ class Spec:
                 out.append(self.environments[name])
             else:
                 known = ", ".join(["default", *self.environments]) or "default"
-                raise SpecError(
-                    f"{self.path}: no environment named {name!r} (known: {known})"
-                )
+                raise SpecError(f"{self.path}: no environment named {name!r} (known: {known})")
         return out
 
 
@@ -209,8 +205,10 @@ def parse_spec(data: Mapping[str, Any], path: Path) -> Spec:
         table = envs_raw[name]
         prefix = f"environments.{name}"
         if not _ENV_NAME.match(name) or name == "default":
-            raise ctx.fail(prefix, "environment names use letters, digits, '.', '_', '-' "
-                           "and cannot be 'default'")
+            raise ctx.fail(
+                prefix,
+                "environment names use letters, digits, '.', '_', '-' and cannot be 'default'",
+            )
         if not isinstance(table, Mapping):
             raise ctx.fail(prefix, "must be a table")
         _check_keys(ctx, table, _ENV_KEYS, prefix + ".")
@@ -243,9 +241,7 @@ def parse_spec(data: Mapping[str, Any], path: Path) -> Spec:
 def _check_keys(ctx: _Ctx, table: Mapping[str, Any], allowed: set[str], prefix: str) -> None:
     for key in table:
         if key not in allowed:
-            raise ctx.fail(
-                prefix + key, f"unknown key (allowed: {', '.join(sorted(allowed))})"
-            )
+            raise ctx.fail(prefix + key, f"unknown key (allowed: {', '.join(sorted(allowed))})")
 
 
 def _python(ctx: _Ctx, value: Any, key: str) -> str:
@@ -260,9 +256,7 @@ def parse_platforms(values: Sequence[str], where: str) -> tuple[str, ...]:
     """Validate platform names (used for the spec and for ``--platform``)."""
     for p in values:
         if p not in PLATFORM_NAMES:
-            raise SpecError(
-                f"{where}: unknown platform {p!r} (known: {', '.join(PLATFORM_NAMES)})"
-            )
+            raise SpecError(f"{where}: unknown platform {p!r} (known: {', '.join(PLATFORM_NAMES)})")
     return tuple(dict.fromkeys(values))
 
 

@@ -32,20 +32,25 @@ def entry_dir(cache: Path, sha256: str) -> Path:
 
 def stored(cache: Path) -> list[str]:
     root = cache / "artifacts" / "sha256"
-    return sorted(p.name for p in root.rglob("*") if p.is_file()
-                  and not p.name.startswith(".")) if root.is_dir() else []
+    return (
+        sorted(p.name for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+        if root.is_dir()
+        else []
+    )
 
 
 def stdout_value(stdout: str, key: str) -> str:
-    return next(line.split(":", 1)[1].strip() for line in stdout.splitlines()
-                if line.startswith(f"{key}:"))
-
-
+    return next(
+        line.split(":", 1)[1].strip() for line in stdout.splitlines() if line.startswith(f"{key}:")
+    )
 
 
 def spec(server, project: Path, deps: list[str]) -> None:
-    write_spec(project, server.url, 'python = "3.11"\nplatforms = ["linux-64"]\n'
-               f"dependencies = {deps!r}\n".replace("'", '"'))
+    write_spec(
+        project,
+        server.url,
+        f'python = "3.11"\nplatforms = ["linux-64"]\ndependencies = {deps!r}\n'.replace("'", '"'),
+    )
 
 
 def test_cache_dir_prints_the_configured_directory(project, tmp_path, cache):
@@ -64,12 +69,19 @@ def test_cache_info_counts_entries_and_bytes(index, project, cache, tmp_path):
     assert r.code == 0, r.stderr
     assert stdout_value(r.stdout, "artifacts") == "0 (0.0 MB)"
 
-    server = index([Dist("big", "1.0", requires=["small"],
-                         files={"big/blob.bin": blob(1, 1_500_000)}),
-                    Dist("small", "1.0"),
-                    Dist("src", "1.0", kind="sdist")])
-    write_spec(project, server.url, 'python = "3.11"\nplatforms = ["linux-64"]\n'
-               'dependencies = ["big", "src"]\nallow-sdist = ["src"]\n')
+    server = index(
+        [
+            Dist("big", "1.0", requires=["small"], files={"big/blob.bin": blob(1, 1_500_000)}),
+            Dist("small", "1.0"),
+            Dist("src", "1.0", kind="sdist"),
+        ]
+    )
+    write_spec(
+        project,
+        server.url,
+        'python = "3.11"\nplatforms = ["linux-64"]\n'
+        'dependencies = ["big", "src"]\nallow-sdist = ["src"]\n',
+    )
     assert envlock(project, "lock").code == 0
     assert envlock(project, "fetch").code == 0
     files = lock_files(project / "pylock.toml")
@@ -91,8 +103,9 @@ def test_cache_info_counts_entries_and_bytes(index, project, cache, tmp_path):
 
 @pytest.mark.parametrize("damage", ["garbage", "truncate"])
 def test_cache_verify_finds_and_drops_corrupt_entries(index, project, cache, damage):
-    server = index([Dist("alpha", "1.0", files={"alpha/blob.bin": blob(2, 50_000)}),
-                    Dist("beta", "1.0")])
+    server = index(
+        [Dist("alpha", "1.0", files={"alpha/blob.bin": blob(2, 50_000)}), Dist("beta", "1.0")]
+    )
     spec(server, project, ["alpha", "beta"])
     assert envlock(project, "lock").code == 0
     assert envlock(project, "fetch").code == 0
@@ -142,8 +155,9 @@ def test_cache_prune_keeps_what_the_lock_needs(index, project, cache, tmp_path):
     assert stored(cache) == sorted({*old, *new})
 
     # Keeping both locks removes nothing.
-    r = envlock(project, "cache", "prune", "--keep-lock", "pylock.toml", "--keep-lock",
-                str(old_lock))
+    r = envlock(
+        project, "cache", "prune", "--keep-lock", "pylock.toml", "--keep-lock", str(old_lock)
+    )
     assert r.code == 0, r.stderr
     assert "removed 0 artifact(s)" in r.stderr
     assert stored(cache) == sorted({*old, *new})
@@ -160,8 +174,16 @@ def test_cache_prune_keeps_what_the_lock_needs(index, project, cache, tmp_path):
     server.stop()
     r = envlock(project, "materialize", "-p", "linux-64", "-o", str(tmp_path / "e2"))
     assert r.code == 0, r.stderr
-    r = envlock(project, "materialize", "-p", "linux-64", "-o", str(tmp_path / "e3"),
-                "--spec", str(project / "envlock.toml"))
+    r = envlock(
+        project,
+        "materialize",
+        "-p",
+        "linux-64",
+        "-o",
+        str(tmp_path / "e3"),
+        "--spec",
+        str(project / "envlock.toml"),
+    )
     assert r.code == 0
 
 

@@ -54,24 +54,29 @@ def leftovers(cache: Path) -> list[Path]:
     return sorted(tmp.iterdir()) if tmp.is_dir() else []
 
 
-
-
-def lock_project(server, project: Path, deps: list[str], platforms: list[str],
-                 extra: str = "") -> Path:
-    write_spec(project, server.url, f'python = "3.11"\nplatforms = {platforms!r}\n'
-               f"dependencies = {deps!r}\n{extra}".replace("'", '"'))
+def lock_project(
+    server, project: Path, deps: list[str], platforms: list[str], extra: str = ""
+) -> Path:
+    write_spec(
+        project,
+        server.url,
+        f'python = "3.11"\nplatforms = {platforms!r}\ndependencies = {deps!r}\n{extra}'.replace(
+            "'", '"'
+        ),
+    )
     r = envlock(project, "lock")
     assert r.code == 0, r.stderr
     return project / "pylock.toml"
 
 
-def test_fetch_stores_every_locked_artifact_by_hash_and_second_fetch_is_free(
-        index, project, cache):
-    server = index([
-        Dist("app", "1.0", requires=["lib", 'winonly; sys_platform == "win32"']),
-        *[Dist("lib", "2.0", tag=t) for t in (LINUX, MAC, WIN)],
-        Dist("winonly", "0.1"),
-    ])
+def test_fetch_stores_every_locked_artifact_by_hash_and_second_fetch_is_free(index, project, cache):
+    server = index(
+        [
+            Dist("app", "1.0", requires=["lib", 'winonly; sys_platform == "win32"']),
+            *[Dist("lib", "2.0", tag=t) for t in (LINUX, MAC, WIN)],
+            Dist("winonly", "0.1"),
+        ]
+    )
     lock = lock_project(server, project, ["app"], ["linux-64", "osx-arm64", "win-64"])
     files = lock_files(lock)
     assert len(files) == 5  # app, winonly, three native lib wheels
@@ -99,10 +104,12 @@ def test_fetch_stores_every_locked_artifact_by_hash_and_second_fetch_is_free(
 
 
 def test_fetch_platform_limits_what_is_downloaded(index, project, cache):
-    server = index([
-        Dist("app", "1.0", requires=["lib"]),
-        *[Dist("lib", "2.0", tag=t) for t in (LINUX, MAC, WIN)],
-    ])
+    server = index(
+        [
+            Dist("app", "1.0", requires=["lib"]),
+            *[Dist("lib", "2.0", tag=t) for t in (LINUX, MAC, WIN)],
+        ]
+    )
     lock = lock_project(server, project, ["app"], ["linux-64", "osx-arm64", "win-64"])
     files = lock_files(lock)
     server.reset_counts()
@@ -118,8 +125,9 @@ def test_fetch_platform_limits_what_is_downloaded(index, project, cache):
     r = envlock(project, "fetch", "-p", "linux-64", "-p", "win-64")
     assert r.code == 0, r.stderr
     assert [req.path for req in server.requests] == [f"/files/lib-2.0-{LINUX}.whl"]
-    assert not cached(cache, str(files[f"lib-2.0-{MAC}.whl"]["sha256"]),
-                      f"lib-2.0-{MAC}.whl").exists()
+    assert not cached(
+        cache, str(files[f"lib-2.0-{MAC}.whl"]["sha256"]), f"lib-2.0-{MAC}.whl"
+    ).exists()
 
     r = envlock(project, "fetch", "--platform", "osx-64")
     assert r.code == 2
@@ -157,8 +165,9 @@ def test_fetch_refuses_an_artifact_that_differs_from_the_lock(index, project, ca
 
 @pytest.mark.parametrize("damage", ["garbage", "truncate"])
 def test_corrupt_cache_entry_is_reported_and_fetched_again(index, project, cache, damage):
-    server = index([Dist("alpha", "1.0", files={"alpha/data.bin": blob(2, 20_000)}),
-                    Dist("beta", "1.0")])
+    server = index(
+        [Dist("alpha", "1.0", files={"alpha/data.bin": blob(2, 20_000)}), Dist("beta", "1.0")]
+    )
     lock = lock_project(server, project, ["alpha", "beta"], ["linux-64"])
     assert envlock(project, "fetch").code == 0
     name = "alpha-1.0-py3-none-any.whl"
@@ -184,8 +193,9 @@ def test_corrupt_cache_entry_is_reported_and_fetched_again(index, project, cache
     assert r.code == 0 and server.count() == 0 and "corrupt" not in r.stderr
 
 
-def test_corrupt_entry_is_caught_by_materialize_which_stays_offline(index, project, cache,
-                                                                    tmp_path):
+def test_corrupt_entry_is_caught_by_materialize_which_stays_offline(
+    index, project, cache, tmp_path
+):
     server = index([Dist("alpha", "1.0")])
     lock = lock_project(server, project, ["alpha"], ["linux-64"])
     assert envlock(project, "fetch").code == 0
@@ -206,17 +216,26 @@ def test_corrupt_entry_is_caught_by_materialize_which_stays_offline(index, proje
 
 
 def test_two_concurrent_fetches_share_one_cache(index, project, cache):
-    dists = [Dist(f"pkg{i}", "1.0", files={f"pkg{i}/data.bin": blob(10 + i, 400_000)})
-             for i in range(12)]
+    dists = [
+        Dist(f"pkg{i}", "1.0", files={f"pkg{i}/data.bin": blob(10 + i, 400_000)}) for i in range(12)
+    ]
     server = index(dists)
     lock = lock_project(server, project, [d.name for d in dists], ["linux-64"])
     files = lock_files(lock)
     server.reset_counts()
 
     env = {**os.environ, "COLUMNS": "200"}
-    procs = [subprocess.Popen([sys.executable, "-m", "envlock", "fetch"], cwd=project, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "envlock", "fetch"],
+            cwd=project,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outputs = [p.communicate(timeout=120) for p in procs]
     for p, (_, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, err
@@ -228,8 +247,7 @@ def test_two_concurrent_fetches_share_one_cache(index, project, cache):
     # The per-artifact lock makes the loser of each race use the winner's file.
     assert server.count("/files/") == len(files)
     assert leftovers(cache) == []
-    assert sorted(p.name for p in (cache / "artifacts" / "sha256").rglob("*.whl")) == \
-        sorted(files)
+    assert sorted(p.name for p in (cache / "artifacts" / "sha256").rglob("*.whl")) == sorted(files)
 
 
 def test_fetch_retries_server_errors_and_reports_a_missing_file(index, project, cache):
@@ -259,7 +277,7 @@ def test_a_download_cut_off_mid_file_resumes_with_a_range_request(index, project
     big = Dist("big", "1.0", files={"big/data.bin": blob(7, 600_000)})
     server = index([big])
     lock = lock_project(server, project, ["big"], ["linux-64"])
-    (filename, f), = lock_files(lock).items()
+    ((filename, f),) = lock_files(lock).items()
     server.reset_counts()
     server.cut(f"/files/{filename}", after_bytes=200_000, times=1)
 
@@ -276,9 +294,13 @@ def test_a_download_cut_off_mid_file_resumes_with_a_range_request(index, project
 
 def test_fetch_platform_without_env_skips_environments_that_lack_it(index, project, cache):
     server = index([Dist("a", "1.0"), *[Dist("lib", "2.0", tag=t) for t in (LINUX, WIN)]])
-    write_spec(project, server.url, 'python = "3.11"\nplatforms = ["linux-64", "win-64"]\n'
-               'dependencies = ["a"]\n[environments.gpu]\nplatforms = ["linux-64"]\n'
-               'dependencies = ["lib"]\n')
+    write_spec(
+        project,
+        server.url,
+        'python = "3.11"\nplatforms = ["linux-64", "win-64"]\n'
+        'dependencies = ["a"]\n[environments.gpu]\nplatforms = ["linux-64"]\n'
+        'dependencies = ["lib"]\n',
+    )
     assert envlock(project, "lock").code == 0
     r = envlock(project, "fetch", "--platform", "win-64")
     assert r.code == 0, r.stderr

@@ -21,20 +21,32 @@ def native(name: str, version: str, *tags: str, **kw: object) -> list[Dist]:
     return [Dist(name, version, tag=t, **kw) for t in tags]  # type: ignore[arg-type]
 
 
-
 def test_lock_for_three_foreign_platforms_selects_exactly_each_resolution(index, project):
-    server = index([
-        Dist("app", "1.0", requires=["numpyish>=1", 'linuxonly; sys_platform == "linux"',
-                                     'winonly; platform_system == "Windows"']),
-        *native("numpyish", "1.5", LINUX, MAC, WIN, "cp312-cp312-win_amd64"),
-        Dist("linuxonly", "0.1"),
-        Dist("winonly", "0.2"),
-    ])
-    write_spec(project, server.url, """
+    server = index(
+        [
+            Dist(
+                "app",
+                "1.0",
+                requires=[
+                    "numpyish>=1",
+                    'linuxonly; sys_platform == "linux"',
+                    'winonly; platform_system == "Windows"',
+                ],
+            ),
+            *native("numpyish", "1.5", LINUX, MAC, WIN, "cp312-cp312-win_amd64"),
+            Dist("linuxonly", "0.1"),
+            Dist("winonly", "0.2"),
+        ]
+    )
+    write_spec(
+        project,
+        server.url,
+        """
         python = "3.11"
         platforms = ["linux-64", "osx-arm64", "win-64"]
         dependencies = ["app"]
-    """)
+    """,
+    )
     r = envlock(project, "lock")
     assert r.code == 0, r.stderr
     lock_path = project / "pylock.toml"
@@ -47,7 +59,8 @@ def test_lock_for_three_foreign_platforms_selects_exactly_each_resolution(index,
     numpyish = next(p for p in data["packages"] if p["name"] == "numpyish")
     # Exactly the files the three targets install: not the cp312 wheel.
     assert sorted(w["name"] for w in numpyish["wheels"]) == sorted(
-        f"numpyish-1.5-{t}.whl" for t in (LINUX, MAC, WIN))
+        f"numpyish-1.5-{t}.whl" for t in (LINUX, MAC, WIN)
+    )
     for w in numpyish["wheels"]:
         assert w["hashes"]["sha256"] == server.sha256(w["name"])
         assert w["size"] == server.file_path(w["name"]).stat().st_size
@@ -60,15 +73,21 @@ def test_lock_for_three_foreign_platforms_selects_exactly_each_resolution(index,
 
 
 def test_package_with_different_versions_per_platform_gets_one_entry_per_version(index, project):
-    server = index([
-        *native("lib", "2.0", LINUX),
-        *native("lib", "1.0", LINUX, WIN),
-    ])
-    write_spec(project, server.url, """
+    server = index(
+        [
+            *native("lib", "2.0", LINUX),
+            *native("lib", "1.0", LINUX, WIN),
+        ]
+    )
+    write_spec(
+        project,
+        server.url,
+        """
         python = "3.11"
         platforms = ["linux-64", "win-64"]
         dependencies = ["lib"]
-    """)
+    """,
+    )
     assert envlock(project, "lock").code == 0
     lock_path = project / "pylock.toml"
     assert selected(lock_path, "linux-64") == {"lib": "2.0"}
@@ -79,10 +98,18 @@ def test_package_with_different_versions_per_platform_gets_one_entry_per_version
 
 
 def test_lock_is_byte_identical_across_runs_and_fresh_caches(index, project, tmp_path):
-    server = index([Dist("a", "1.0", requires=["b[x]"]), Dist("b", "1.0", extras=["x"],
-                   requires=['c; extra == "x"']), Dist("c", "3.0")])
-    write_spec(project, server.url, 'python = "3.12"\nplatforms = ["linux-64", "osx-64"]\n'
-               'dependencies = ["a"]\n')
+    server = index(
+        [
+            Dist("a", "1.0", requires=["b[x]"]),
+            Dist("b", "1.0", extras=["x"], requires=['c; extra == "x"']),
+            Dist("c", "3.0"),
+        ]
+    )
+    write_spec(
+        project,
+        server.url,
+        'python = "3.12"\nplatforms = ["linux-64", "osx-64"]\ndependencies = ["a"]\n',
+    )
     assert envlock(project, "lock", "--cache-dir", str(tmp_path / "c1")).code == 0
     first = (project / "pylock.toml").read_bytes()
     (project / "pylock.toml").unlink()
@@ -95,8 +122,9 @@ def test_lock_is_byte_identical_across_runs_and_fresh_caches(index, project, tmp
 
 def test_check_fails_when_missing_stale_or_platform_added_and_uses_no_network(index, project):
     server = index([Dist("a", "1.0")])
-    write_spec(project, server.url, 'python = "3.11"\nplatforms = ["linux-64"]\n'
-               'dependencies = ["a"]\n')
+    write_spec(
+        project, server.url, 'python = "3.11"\nplatforms = ["linux-64"]\ndependencies = ["a"]\n'
+    )
     r = envlock(project, "lock", "--check")
     assert r.code == 1 and "missing" in r.stderr
     assert envlock(project, "lock").code == 0
@@ -116,8 +144,9 @@ def test_check_fails_when_missing_stale_or_platform_added_and_uses_no_network(in
 
 def test_relock_keeps_locked_versions_until_upgrade(index, project):
     server = index([Dist("a", "1.0", requires=["b"]), Dist("b", "1.0")])
-    write_spec(project, server.url, 'python = "3.11"\nplatforms = ["linux-64"]\n'
-               'dependencies = ["a"]\n')
+    write_spec(
+        project, server.url, 'python = "3.11"\nplatforms = ["linux-64"]\ndependencies = ["a"]\n'
+    )
     assert envlock(project, "lock").code == 0
     server.add(Dist("a", "2.0", requires=["b"]))
     server.add(Dist("b", "2.0"))
@@ -131,21 +160,33 @@ def test_relock_keeps_locked_versions_until_upgrade(index, project):
 
 def test_lock_skips_yanked_unless_pinned(index, project):
     server = index([Dist("a", "1.0"), Dist("a", "2.0", yanked="broken")])
-    write_spec(project, server.url, 'python = "3.11"\nplatforms = ["linux-64"]\n'
-               'dependencies = ["a"]\n')
+    write_spec(
+        project, server.url, 'python = "3.11"\nplatforms = ["linux-64"]\ndependencies = ["a"]\n'
+    )
     assert envlock(project, "lock").code == 0
     assert selected(project / "pylock.toml", "linux-64") == {"a": "1.0"}
-    write_spec(project, server.url, 'python = "3.11"\nplatforms = ["linux-64"]\n'
-               'dependencies = ["a==2.0"]\n')
+    write_spec(
+        project,
+        server.url,
+        'python = "3.11"\nplatforms = ["linux-64"]\ndependencies = ["a==2.0"]\n',
+    )
     assert envlock(project, "lock").code == 0
     assert selected(project / "pylock.toml", "linux-64") == {"a": "2.0"}
 
 
 def test_exclude_newer_ignores_later_uploads(index, project):
-    server = index([Dist("a", "1.0", upload_time="2024-01-01T00:00:00Z"),
-                    Dist("a", "2.0", upload_time="2025-06-01T00:00:00Z")])
-    write_spec(project, server.url, 'python = "3.11"\nplatforms = ["linux-64"]\n'
-               'dependencies = ["a"]\nexclude-newer = "2025-01-01T00:00:00Z"\n')
+    server = index(
+        [
+            Dist("a", "1.0", upload_time="2024-01-01T00:00:00Z"),
+            Dist("a", "2.0", upload_time="2025-06-01T00:00:00Z"),
+        ]
+    )
+    write_spec(
+        project,
+        server.url,
+        'python = "3.11"\nplatforms = ["linux-64"]\n'
+        'dependencies = ["a"]\nexclude-newer = "2025-01-01T00:00:00Z"\n',
+    )
     assert envlock(project, "lock").code == 0
     assert selected(project / "pylock.toml", "linux-64") == {"a": "1.0"}
     assert envlock(project, "lock", "--exclude-newer", "2026-01-01T00:00:00Z", "-U").code == 0
@@ -169,14 +210,17 @@ def test_prereleases_only_when_allowed_or_named(index, project):
 
 
 def test_requires_python_is_checked_against_the_target_not_the_host(index, project):
-    server = index([Dist("a", "1.0", requires_python=">=3.8"),
-                    Dist("a", "2.0", requires_python=">=3.13")])
-    write_spec(project, server.url, 'python = "3.10"\nplatforms = ["linux-64"]\n'
-               'dependencies = ["a"]\n')
+    server = index(
+        [Dist("a", "1.0", requires_python=">=3.8"), Dist("a", "2.0", requires_python=">=3.13")]
+    )
+    write_spec(
+        project, server.url, 'python = "3.10"\nplatforms = ["linux-64"]\ndependencies = ["a"]\n'
+    )
     assert envlock(project, "lock").code == 0
     assert selected(project / "pylock.toml", "linux-64", "3.10") == {"a": "1.0"}
-    write_spec(project, server.url, 'python = "3.13"\nplatforms = ["linux-64"]\n'
-               'dependencies = ["a"]\n')
+    write_spec(
+        project, server.url, 'python = "3.13"\nplatforms = ["linux-64"]\ndependencies = ["a"]\n'
+    )
     # Stable: 1.0 still fits 3.13, so only --upgrade moves to 2.0.
     assert envlock(project, "lock").code == 0
     assert selected(project / "pylock.toml", "linux-64", "3.13") == {"a": "1.0"}
@@ -185,22 +229,31 @@ def test_requires_python_is_checked_against_the_target_not_the_host(index, proje
 
 
 def test_extras_and_extras_of_extras(index, project):
-    server = index([
-        Dist("top", "1.0", extras=["all"], requires=['mid[fast]; extra == "all"']),
-        Dist("mid", "1.0", extras=["fast"], requires=['speedy; extra == "fast"']),
-        Dist("speedy", "1.0"),
-    ])
-    write_spec(project, server.url, 'python = "3.11"\nplatforms = ["linux-64"]\n'
-               'dependencies = ["top[all]"]\n')
+    server = index(
+        [
+            Dist("top", "1.0", extras=["all"], requires=['mid[fast]; extra == "all"']),
+            Dist("mid", "1.0", extras=["fast"], requires=['speedy; extra == "fast"']),
+            Dist("speedy", "1.0"),
+        ]
+    )
+    write_spec(
+        project,
+        server.url,
+        'python = "3.11"\nplatforms = ["linux-64"]\ndependencies = ["top[all]"]\n',
+    )
     assert envlock(project, "lock").code == 0
     assert selected(project / "pylock.toml", "linux-64") == {
-        "top": "1.0", "mid": "1.0", "speedy": "1.0"}
+        "top": "1.0",
+        "mid": "1.0",
+        "speedy": "1.0",
+    }
 
 
 def test_no_wheel_for_target_is_a_clear_error(index, project):
     server = index([*native("nat", "1.0", LINUX), Dist("nat", "1.0", kind="sdist")])
-    write_spec(project, server.url, 'python = "3.11"\nplatforms = ["win-64"]\n'
-               'dependencies = ["nat"]\n')
+    write_spec(
+        project, server.url, 'python = "3.11"\nplatforms = ["win-64"]\ndependencies = ["nat"]\n'
+    )
     r = envlock(project, "lock")
     assert r.code == 1
     assert "no wheel of nat for win-64 / cp311" in r.stderr
@@ -210,10 +263,19 @@ def test_no_wheel_for_target_is_a_clear_error(index, project):
 
 
 def test_conflict_explains_the_clash_in_a_few_lines(index, project):
-    server = index([Dist("a", "1.0", requires=["c<2"]), Dist("b", "1.0", requires=["c>=2"]),
-                    Dist("c", "1.0"), Dist("c", "2.0")])
-    write_spec(project, server.url, 'python = "3.11"\nplatforms = ["linux-64"]\n'
-               'dependencies = ["a", "b"]\n')
+    server = index(
+        [
+            Dist("a", "1.0", requires=["c<2"]),
+            Dist("b", "1.0", requires=["c>=2"]),
+            Dist("c", "1.0"),
+            Dist("c", "2.0"),
+        ]
+    )
+    write_spec(
+        project,
+        server.url,
+        'python = "3.11"\nplatforms = ["linux-64"]\ndependencies = ["a", "b"]\n',
+    )
     r = envlock(project, "lock")
     assert r.code == 1
     assert "Traceback" not in r.stderr
@@ -223,12 +285,16 @@ def test_conflict_explains_the_clash_in_a_few_lines(index, project):
 
 def test_failed_lock_leaves_existing_lock_untouched(index, project):
     server = index([Dist("a", "1.0")])
-    write_spec(project, server.url, 'python = "3.11"\nplatforms = ["linux-64"]\n'
-               'dependencies = ["a"]\n')
+    write_spec(
+        project, server.url, 'python = "3.11"\nplatforms = ["linux-64"]\ndependencies = ["a"]\n'
+    )
     assert envlock(project, "lock").code == 0
     before = (project / "pylock.toml").read_bytes()
-    write_spec(project, server.url, 'python = "3.11"\nplatforms = ["linux-64"]\n'
-               'dependencies = ["a", "does-not-exist"]\n')
+    write_spec(
+        project,
+        server.url,
+        'python = "3.11"\nplatforms = ["linux-64"]\ndependencies = ["a", "does-not-exist"]\n',
+    )
     r = envlock(project, "lock")
     assert r.code == 1 and "no such package 'does-not-exist'" in r.stderr
     assert (project / "pylock.toml").read_bytes() == before
@@ -237,8 +303,12 @@ def test_failed_lock_leaves_existing_lock_untouched(index, project):
 
 def test_static_sdist_metadata_without_building(index, project):
     server = index([Dist("src", "1.0", kind="sdist", requires=["dep"]), Dist("dep", "1.0")])
-    write_spec(project, server.url, 'python = "3.11"\nplatforms = ["linux-64", "win-64"]\n'
-               'dependencies = ["src"]\nallow-sdist = ["src"]\n')
+    write_spec(
+        project,
+        server.url,
+        'python = "3.11"\nplatforms = ["linux-64", "win-64"]\n'
+        'dependencies = ["src"]\nallow-sdist = ["src"]\n',
+    )
     r = envlock(project, "lock")
     assert r.code == 0, r.stderr
     assert selected(project / "pylock.toml", "win-64") == {"src": "1.0", "dep": "1.0"}
@@ -248,10 +318,14 @@ def test_static_sdist_metadata_without_building(index, project):
 
 
 def test_dynamic_sdist_metadata_comes_from_its_build_backend(index, project):
-    server = index([Dist("dyn", "1.0", kind="sdist", sdist_dynamic=True, requires=["dep"]),
-                    Dist("dep", "1.0")])
-    write_spec(project, server.url, 'python = "3.11"\nplatforms = ["linux-64"]\n'
-               'dependencies = ["dyn"]\nallow-sdist = true\n')
+    server = index(
+        [Dist("dyn", "1.0", kind="sdist", sdist_dynamic=True, requires=["dep"]), Dist("dep", "1.0")]
+    )
+    write_spec(
+        project,
+        server.url,
+        'python = "3.11"\nplatforms = ["linux-64"]\ndependencies = ["dyn"]\nallow-sdist = true\n',
+    )
     r = envlock(project, "lock")
     assert r.code == 0, r.stderr
     assert selected(project / "pylock.toml", "linux-64") == {"dyn": "1.0", "dep": "1.0"}
@@ -260,8 +334,9 @@ def test_dynamic_sdist_metadata_comes_from_its_build_backend(index, project):
 @pytest.mark.parametrize("mode", ["json", "html"])
 def test_pep658_metadata_means_no_wheel_download(index, project, mode):
     server = index([Dist("a", "1.0", requires=["b"]), Dist("b", "1.0")], mode=mode)
-    write_spec(project, server.url, 'python = "3.11"\nplatforms = ["linux-64"]\n'
-               'dependencies = ["a"]\n')
+    write_spec(
+        project, server.url, 'python = "3.11"\nplatforms = ["linux-64"]\ndependencies = ["a"]\n'
+    )
     assert envlock(project, "lock").code == 0
     wheel_gets = [r for r in server.requests if r.path.endswith(".whl") and r.method == "GET"]
     assert wheel_gets == []
@@ -271,8 +346,9 @@ def test_pep658_metadata_means_no_wheel_download(index, project, mode):
 def test_range_requests_read_metadata_without_full_download(index, project):
     big = {"a/blob.bin": bytes(range(256)) * 4096}  # 1 MiB of payload
     server = index([Dist("a", "1.0", files=big)], mode="html", pep658=False)
-    write_spec(project, server.url, 'python = "3.11"\nplatforms = ["linux-64"]\n'
-               'dependencies = ["a"]\n')
+    write_spec(
+        project, server.url, 'python = "3.11"\nplatforms = ["linux-64"]\ndependencies = ["a"]\n'
+    )
     r = envlock(project, "lock")
     assert r.code == 0, r.stderr
     gets = [q for q in server.requests if q.path.endswith(".whl") and q.method == "GET"]
@@ -284,16 +360,18 @@ def test_range_requests_read_metadata_without_full_download(index, project):
 
 def test_full_download_is_the_last_resort(index, project):
     server = index([Dist("a", "1.0")], mode="html", pep658=False, range_requests=False)
-    write_spec(project, server.url, 'python = "3.11"\nplatforms = ["linux-64"]\n'
-               'dependencies = ["a"]\n')
+    write_spec(
+        project, server.url, 'python = "3.11"\nplatforms = ["linux-64"]\ndependencies = ["a"]\n'
+    )
     assert envlock(project, "lock").code == 0
     assert selected(project / "pylock.toml", "linux-64") == {"a": "1.0"}
 
 
 def test_metadata_is_cached_forever_and_pages_revalidated(index, project):
     server = index([Dist("a", "1.0")])
-    write_spec(project, server.url, 'python = "3.11"\nplatforms = ["linux-64"]\n'
-               'dependencies = ["a"]\n')
+    write_spec(
+        project, server.url, 'python = "3.11"\nplatforms = ["linux-64"]\ndependencies = ["a"]\n'
+    )
     assert envlock(project, "lock").code == 0
     server.reset_counts()
     assert envlock(project, "lock", "--upgrade").code == 0
@@ -325,8 +403,11 @@ url = "{public.url}"
 
 def test_envlock_index_url_overrides_the_first_index(index, project):
     mirror = index([Dist("a", "3.0")])
-    write_spec(project, "http://127.0.0.1:9/simple/", 'python = "3.11"\n'
-               'platforms = ["linux-64"]\ndependencies = ["a"]\n')
+    write_spec(
+        project,
+        "http://127.0.0.1:9/simple/",
+        'python = "3.11"\nplatforms = ["linux-64"]\ndependencies = ["a"]\n',
+    )
     r = envlock(project, "lock", env={"ENVLOCK_INDEX_URL": mirror.url})
     assert r.code == 0, r.stderr
     assert selected(project / "pylock.toml", "linux-64") == {"a": "3.0"}
@@ -336,8 +417,11 @@ def test_unreachable_index_is_a_network_error_exit_3(project):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    write_spec(project, f"http://127.0.0.1:{port}/simple/", 'python = "3.11"\n'
-               'platforms = ["linux-64"]\ndependencies = ["a"]\n')
+    write_spec(
+        project,
+        f"http://127.0.0.1:{port}/simple/",
+        'python = "3.11"\nplatforms = ["linux-64"]\ndependencies = ["a"]\n',
+    )
     r = envlock(project, "lock")
     assert r.code == 3
     assert "cannot reach" in r.stderr and "Traceback" not in r.stderr
@@ -347,8 +431,9 @@ def test_retries_on_503_and_429_with_retry_after(index, project):
     server = index([Dist("a", "1.0")])
     server.fail("/simple/a/", 503, 2)
     server.fail("/files/", 429, 1, retry_after=1)
-    write_spec(project, server.url, 'python = "3.11"\nplatforms = ["linux-64"]\n'
-               'dependencies = ["a"]\n')
+    write_spec(
+        project, server.url, 'python = "3.11"\nplatforms = ["linux-64"]\ndependencies = ["a"]\n'
+    )
     r = envlock(project, "lock")
     assert r.code == 0, r.stderr
     statuses = [q.status for q in server.requests if q.path == "/simple/a/"]
@@ -358,16 +443,18 @@ def test_retries_on_503_and_429_with_retry_after(index, project):
 def test_credentials_are_used_but_never_written_or_printed(index, project, tmp_path):
     server = index([Dist("a", "1.0")], auth=("alice", "s3cret-pw"))
     authed = server.url.replace("http://", "http://alice:s3cret-pw@")
-    write_spec(project, authed, 'python = "3.11"\nplatforms = ["linux-64"]\n'
-               'dependencies = ["a"]\n')
+    write_spec(project, authed, 'python = "3.11"\nplatforms = ["linux-64"]\ndependencies = ["a"]\n')
     r = envlock(project, "lock")
     assert r.code == 0, r.stderr
     text = (project / "pylock.toml").read_text()
     assert "s3cret-pw" not in text and "alice" not in text
     assert "s3cret-pw" not in r.stderr + r.stdout
     # Wrong password: a one-line error that does not echo the secret.
-    write_spec(project, server.url.replace("http://", "http://alice:wrong-pw@"),
-               'python = "3.11"\nplatforms = ["linux-64"]\ndependencies = ["a"]\n')
+    write_spec(
+        project,
+        server.url.replace("http://", "http://alice:wrong-pw@"),
+        'python = "3.11"\nplatforms = ["linux-64"]\ndependencies = ["a"]\n',
+    )
     r = envlock(project, "lock", "-U")
     assert r.code == 3 and "401" in r.stderr and "wrong-pw" not in r.stderr
 
@@ -377,8 +464,9 @@ def test_netrc_credentials(index, project, tmp_path):
     home = tmp_path / "home"
     (home / ".netrc").write_text("machine 127.0.0.1 login bob password netrc-pw\n")
     (home / ".netrc").chmod(0o600)
-    write_spec(project, server.url, 'python = "3.11"\nplatforms = ["linux-64"]\n'
-               'dependencies = ["a"]\n')
+    write_spec(
+        project, server.url, 'python = "3.11"\nplatforms = ["linux-64"]\ndependencies = ["a"]\n'
+    )
     r = envlock(project, "lock")
     assert r.code == 0, r.stderr
     assert "netrc-pw" not in (project / "pylock.toml").read_text()
@@ -386,7 +474,10 @@ def test_netrc_credentials(index, project, tmp_path):
 
 def test_named_environments_get_their_own_lock_files(index, project):
     server = index([Dist("a", "1.0"), Dist("b", "1.0"), Dist("c", "1.0", requires_python=">=3.12")])
-    write_spec(project, server.url, """
+    write_spec(
+        project,
+        server.url,
+        """
         python = "3.11"
         platforms = ["linux-64"]
         dependencies = ["a"]
@@ -396,7 +487,8 @@ def test_named_environments_get_their_own_lock_files(index, project):
         [environments.serve]
         platforms = ["linux-aarch64"]
         dependencies = ["b"]
-    """)
+    """,
+    )
     r = envlock(project, "lock")
     assert r.code == 0, r.stderr
     assert selected(project / "pylock.toml", "linux-64") == {"a": "1.0"}
@@ -415,7 +507,7 @@ def test_named_environments_get_their_own_lock_files(index, project):
         ('python = "3.11"\nplatfroms = ["linux-64"]\n', "platfroms"),
         ('python = "3.11"\nplatforms = ["linux-128"]\n', "linux-128"),
         ('python = "3.11\n', "invalid TOML"),
-        ('dependencies = []\n', "python"),
+        ("dependencies = []\n", "python"),
     ],
 )
 def test_spec_errors_are_one_line_exit_2(project, body, needle):
@@ -445,16 +537,34 @@ def test_tls_index_trusted_through_ssl_cert_file(index, project, tmp_path):
     """A private CA (corporate proxy, internal index): trusted only via SSL_CERT_FILE."""
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-         "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True)
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     server = index([Dist("a", "1.0")], tls=context)
     assert server.url.startswith("https://")
-    write_spec(project, server.url, 'python = "3.11"\nplatforms = ["linux-64"]\n'
-               'dependencies = ["a"]\n')
+    write_spec(
+        project, server.url, 'python = "3.11"\nplatforms = ["linux-64"]\ndependencies = ["a"]\n'
+    )
     r = envlock(project, "lock")
     assert r.code == 3 and "Traceback" not in r.stderr
     assert "certificate" in r.stderr.lower()
@@ -464,16 +574,25 @@ def test_tls_index_trusted_through_ssl_cert_file(index, project, tmp_path):
 
 
 def test_wheels_only_above_the_os_floor_suggest_the_floor_to_set(index, project):
-    server = index([*native("sci", "2.0", "cp311-cp311-macosx_12_0_arm64", LINUX),
-                    Dist("sci", "2.0", kind="sdist")])
-    write_spec(project, server.url, 'python = "3.11"\nplatforms = ["osx-arm64"]\n'
-               'dependencies = ["sci"]\n')
+    server = index(
+        [
+            *native("sci", "2.0", "cp311-cp311-macosx_12_0_arm64", LINUX),
+            Dist("sci", "2.0", kind="sdist"),
+        ]
+    )
+    write_spec(
+        project, server.url, 'python = "3.11"\nplatforms = ["osx-arm64"]\ndependencies = ["sci"]\n'
+    )
     r = envlock(project, "lock")
     assert r.code == 1
     assert "no wheel of sci for osx-arm64 / cp311" in r.stderr
     assert 'macos-arm64 = "12.0"' in r.stderr
-    write_spec(project, server.url, 'python = "3.11"\nplatforms = ["osx-arm64"]\n'
-               'dependencies = ["sci"]\n[platform-tags]\nmacos-arm64 = "12.0"\n')
+    write_spec(
+        project,
+        server.url,
+        'python = "3.11"\nplatforms = ["osx-arm64"]\n'
+        'dependencies = ["sci"]\n[platform-tags]\nmacos-arm64 = "12.0"\n',
+    )
     r = envlock(project, "lock")
     assert r.code == 0, r.stderr
     lock = load_locked(project / "pylock.toml")

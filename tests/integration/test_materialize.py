@@ -40,12 +40,17 @@ def alpha(version: str = "1.0", requires: tuple[str, ...] = ("beta",)) -> Dist:
     files = {
         "alpha/cli.py": CLI,
         f"alpha-{version}.data/scripts/alpha-raw": b"#!python\nimport alpha\n"
-                                                   b"print('raw', alpha.__version__)\n",
+        b"print('raw', alpha.__version__)\n",
         f"alpha-{version}.data/data/share/alpha/readme.txt": b"shared data\n",
         f"alpha-{version}.data/headers/alpha.h": b"/* alpha */\n",
     }
-    return Dist("alpha", version, requires=list(requires), files=files,
-                console_scripts={"alpha-hello": "alpha.cli:main"})
+    return Dist(
+        "alpha",
+        version,
+        requires=list(requires),
+        files=files,
+        console_scripts={"alpha-hello": "alpha.cli:main"},
+    )
 
 
 def beta() -> Dist:
@@ -58,15 +63,19 @@ def clean_env() -> dict[str, str]:
 
 
 def run(*cmd: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, cwd=cwd,
-                          env=clean_env(), timeout=60)
+    return subprocess.run(
+        [str(c) for c in cmd], capture_output=True, text=True, cwd=cwd, env=clean_env(), timeout=60
+    )
 
 
 def assert_runs(env: Path, *, version: str = "1.0") -> None:
     """The environment's python imports the packages from itself; console scripts run."""
-    r = run(env / "bin" / "python", "-c",
-            "import sys, alpha, beta; print(alpha.__version__, beta.__version__); "
-            "print(sys.prefix); print(alpha.__file__)")
+    r = run(
+        env / "bin" / "python",
+        "-c",
+        "import sys, alpha, beta; print(alpha.__version__, beta.__version__); "
+        "print(sys.prefix); print(alpha.__file__)",
+    )
     assert r.returncode == 0, r.stderr
     versions, prefix, where = r.stdout.splitlines()
     assert versions == f"{version} 2.0"
@@ -109,13 +118,22 @@ def materialize(project: Path, platform: str, *args: str) -> Result:
     return envlock(project, "materialize", "--platform", platform, *args)
 
 
-
-
-def setup(index, project: Path, dists: list[Dist], deps: list[str],
-          platforms: tuple[str, ...] = ("linux-64",), extra: str = "", fetch: bool = True):
+def setup(
+    index,
+    project: Path,
+    dists: list[Dist],
+    deps: list[str],
+    platforms: tuple[str, ...] = ("linux-64",),
+    extra: str = "",
+    fetch: bool = True,
+):
     server = index(dists)
-    write_spec(project, server.url, f'python = "3.11"\nplatforms = {list(platforms)!r}\n'
-               f"dependencies = {deps!r}\n{extra}".replace("'", '"'))
+    write_spec(
+        project,
+        server.url,
+        f'python = "3.11"\nplatforms = {list(platforms)!r}\n'
+        f"dependencies = {deps!r}\n{extra}".replace("'", '"'),
+    )
     r = envlock(project, "lock")
     assert r.code == 0, r.stderr
     if fetch:
@@ -154,8 +172,9 @@ def test_linux_env_runs_verifies_and_contains_no_build_path(index, project, tmp_
     assert files_naming(out, needles) == []
     cfg = (out / "pyvenv.cfg").read_text()
     assert "include-system-site-packages = false" in cfg
-    home = next(line.split("=", 1)[1].strip() for line in cfg.splitlines()
-                if line.startswith("home"))
+    home = next(
+        line.split("=", 1)[1].strip() for line in cfg.splitlines() if line.startswith("home")
+    )
     assert Path(os.readlink(out / "bin" / "python")).parent == Path(home)
 
 
@@ -179,8 +198,12 @@ def test_env_keeps_working_after_move_and_copy(index, project, tmp_path):
     assert r.code == 0, r.stdout
 
     # The relocatable activate script finds the environment from its own location.
-    r = run("bash", "-c", f'. "{copied}/bin/activate" && echo "$VIRTUAL_ENV" && '
-            "command -v alpha-hello && alpha-hello x")
+    r = run(
+        "bash",
+        "-c",
+        f'. "{copied}/bin/activate" && echo "$VIRTUAL_ENV" && '
+        "command -v alpha-hello && alpha-hello x",
+    )
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert Path(lines[0]) == copied
@@ -188,8 +211,7 @@ def test_env_keeps_working_after_move_and_copy(index, project, tmp_path):
     assert lines[2] == "hello from alpha x"
 
 
-def test_default_link_mode_hardlinks_from_the_cache_and_copy_mode_copies(index, project,
-                                                                         tmp_path):
+def test_default_link_mode_hardlinks_from_the_cache_and_copy_mode_copies(index, project, tmp_path):
     setup(index, project, [alpha(), beta()], ["alpha"])
     linked, copied = tmp_path / "linked", tmp_path / "copied"
     assert materialize(project, "linux-64", "--output", str(linked)).code == 0
@@ -259,7 +281,8 @@ def test_materialize_with_an_empty_cache_lists_what_is_missing(index, project, t
     assert envlock(project, "fetch").code == 0
     lock = load_lock(project / "pylock.toml")
     beta_sha = next(p for p in lock["packages"] if p["name"] == "beta")["wheels"][0]["hashes"][
-        "sha256"]
+        "sha256"
+    ]
     shutil.rmtree(tmp_path / "cache" / "artifacts" / "sha256" / beta_sha[:2] / beta_sha[2:])
     r = materialize(project, "linux-64", "--output", str(out))
     assert r.code == 1
@@ -268,10 +291,24 @@ def test_materialize_with_an_empty_cache_lists_what_is_missing(index, project, t
 
 
 def test_fetch_hint_names_the_environment(index, project, tmp_path):
-    setup(index, project, [alpha(), beta()], ["alpha"], fetch=False,
-          extra='[environments.tools]\ndependencies = ["beta"]\n')
-    r = envlock(project, "materialize", "-p", "linux-64", "--env", "tools",
-                "--output", str(tmp_path / "env"))
+    setup(
+        index,
+        project,
+        [alpha(), beta()],
+        ["alpha"],
+        fetch=False,
+        extra='[environments.tools]\ndependencies = ["beta"]\n',
+    )
+    r = envlock(
+        project,
+        "materialize",
+        "-p",
+        "linux-64",
+        "--env",
+        "tools",
+        "--output",
+        str(tmp_path / "env"),
+    )
     assert r.code == 1
     assert "envlock fetch --platform linux-64 --env tools" in r.stderr
 
@@ -345,13 +382,20 @@ def test_compiled_archive_is_reproducible_too(index, project, tmp_path):
 
 
 def native_dists() -> list[Dist]:
-    return [Dist("nat", "1.0", tag=t, files={"nat/which.py": f"TAG = {t!r}\n".encode()})
-            for t in (LINUX, MAC, WIN)]
+    return [
+        Dist("nat", "1.0", tag=t, files={"nat/which.py": f"TAG = {t!r}\n".encode()})
+        for t in (LINUX, MAC, WIN)
+    ]
 
 
 def test_osx_arm64_layout(index, project, tmp_path):
-    setup(index, project, [alpha(requires=("beta", "nat")), beta(), *native_dists()],
-          ["alpha"], platforms=("linux-64", "osx-arm64", "win-64"))
+    setup(
+        index,
+        project,
+        [alpha(requires=("beta", "nat")), beta(), *native_dists()],
+        ["alpha"],
+        platforms=("linux-64", "osx-arm64", "win-64"),
+    )
     out = tmp_path / "mac"
     r = materialize(project, "osx-arm64", "--output", str(out), "--base-python", MAC_PYTHON)
     assert r.code == 0, r.stderr
@@ -375,8 +419,13 @@ def test_osx_arm64_layout(index, project, tmp_path):
 
 
 def test_win_64_layout(index, project, tmp_path):
-    setup(index, project, [alpha(requires=("beta", "nat")), beta(), *native_dists()],
-          ["alpha"], platforms=("linux-64", "osx-arm64", "win-64"))
+    setup(
+        index,
+        project,
+        [alpha(requires=("beta", "nat")), beta(), *native_dists()],
+        ["alpha"],
+        platforms=("linux-64", "osx-arm64", "win-64"),
+    )
     out = tmp_path / "win"
     r = materialize(project, "win-64", "--output", str(out), "--base-python", WIN_PYTHON)
     assert r.code == 0, r.stderr
@@ -415,21 +464,29 @@ def test_base_python_and_platform_errors(index, project, tmp_path):
     assert "no win-64 resolution" in r.stderr and "locked: linux-64, osx-arm64" in r.stderr
     assert not out.exists()
 
-    r = materialize(project, "linux-64", "--output", str(out),
-                    "--base-python", str(tmp_path / "nowhere" / "python3.11"))
+    r = materialize(
+        project,
+        "linux-64",
+        "--output",
+        str(out),
+        "--base-python",
+        str(tmp_path / "nowhere" / "python3.11"),
+    )
     assert r.code == 2 and "does not exist" in r.stderr and not out.exists()
 
     fake = tmp_path / "fakepy" / "python3.10"  # a "CPython 3.10" for the mismatch check
     fake.parent.mkdir()
-    fake.write_text("#!/bin/sh\necho '{\"version\": \"3.10.9\", \"impl\": \"cpython\", "
-                    f"\"executable\": \"{fake}\"}}'\n")
+    fake.write_text(
+        f'#!/bin/sh\necho \'{{"version": "3.10.9", "impl": "cpython", "executable": "{fake}"}}\'\n'
+    )
     fake.chmod(0o755)
     r = materialize(project, "linux-64", "--output", str(out), "--base-python", str(fake))
     assert r.code == 2
     assert "3.10.9" in r.stderr and "3.11" in r.stderr and not out.exists()
 
-    r = materialize(project, "linux-64", "--output", str(out), "--archive",
-                    str(tmp_path / "x.tar.gz"))
+    r = materialize(
+        project, "linux-64", "--output", str(out), "--archive", str(tmp_path / "x.tar.gz")
+    )
     assert r.code == 2 and not out.exists()
 
 
@@ -456,6 +513,7 @@ def with_record(dist_info: str, members: dict[str, bytes]) -> dict[str, bytes]:
 
 def publish_raw(server, dist: Dist, data: bytes) -> None:
     """Publish ``data`` as the wheel of ``dist`` (the index still serves dist's metadata)."""
+
     def fake_build(d: Dist, dest: Path) -> Path:
         path = dest / d.filename
         path.write_bytes(data)
@@ -473,30 +531,47 @@ def evil_wheel(case: str, tmp_path: Path) -> tuple[Dist, bytes | None, str]:
     if case == "traversal":
         return Dist("evil", "1.0", files={f"../{marker}": b"print('pwned')\n"}), None, "unsafe path"
     if case == "absolute":
-        return (Dist("evil", "1.0", files={f"/tmp/{marker}": b"print('pwned')\n"}), None,
-                "unsafe path")
+        return (
+            Dist("evil", "1.0", files={f"/tmp/{marker}": b"print('pwned')\n"}),
+            None,
+            "unsafe path",
+        )
     if case == "record-mismatch":
         body = b"__version__ = '1.0'\n"
         wrong = record_hash(b"something else")
         record = (f"evil/__init__.py,{wrong},{len(body)}\nevil-1.0.dist-info/RECORD,,\n").encode()
-        return (Dist("evil", "1.0", files={"evil/__init__.py": body,
-                                           "evil-1.0.dist-info/RECORD": record}), None, "RECORD")
+        return (
+            Dist(
+                "evil", "1.0", files={"evil/__init__.py": body, "evil-1.0.dist-info/RECORD": record}
+            ),
+            None,
+            "RECORD",
+        )
     if case == "symlink":
-        members = with_record("evil-1.0.dist-info", {
-            "evil/__init__.py": b"",
-            "evil/passwd": b"../../../../../../etc/passwd",
-            "evil-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: evil\nVersion: 1.0\n",
-            "evil-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\n"
-                                        b"Tag: py3-none-any\n",
-        })
+        members = with_record(
+            "evil-1.0.dist-info",
+            {
+                "evil/__init__.py": b"",
+                "evil/passwd": b"../../../../../../etc/passwd",
+                "evil-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: evil\nVersion: 1.0\n",
+                "evil-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\n"
+                b"Tag: py3-none-any\n",
+            },
+        )
         return Dist("evil", "1.0"), zip_bytes(members, frozenset({"evil/passwd"})), "symlink"
     other = {"name-mismatch": Dist("other", "1.0"), "version-mismatch": Dist("evil", "6.6")}[case]
     wheel = build_wheel(other, tmp_path / "evil-build")
     return Dist("evil", "1.0"), wheel.read_bytes(), "the lock says evil 1.0"
 
 
-EVIL_CASES = ["traversal", "absolute", "symlink", "record-mismatch", "name-mismatch",
-              "version-mismatch"]
+EVIL_CASES = [
+    "traversal",
+    "absolute",
+    "symlink",
+    "record-mismatch",
+    "name-mismatch",
+    "version-mismatch",
+]
 
 
 @pytest.mark.parametrize("case", EVIL_CASES)
@@ -507,8 +582,11 @@ def test_malicious_wheel_is_rejected_and_nothing_is_written(index, project, tmp_
         server.add(dist)
     else:
         publish_raw(server, dist, raw)
-    write_spec(project, server.url, 'python = "3.11"\nplatforms = ["linux-64"]\n'
-               'dependencies = ["beta", "evil"]\n')
+    write_spec(
+        project,
+        server.url,
+        'python = "3.11"\nplatforms = ["linux-64"]\ndependencies = ["beta", "evil"]\n',
+    )
     assert envlock(project, "lock").code == 0
     assert envlock(project, "fetch").code == 0  # the bytes are the locked ones
 
@@ -543,8 +621,7 @@ def test_malicious_wheel_is_rejected_and_nothing_is_written(index, project, tmp_
 @pytest.mark.parametrize("script", ["..", "."])
 def test_entry_point_named_like_a_directory_is_rejected_cleanly(index, project, tmp_path, script):
     # An entry point called ".." would be written to bin/.. (the environment root itself).
-    setup(index, project, [Dist("evil", "1.0", console_scripts={script: "evil:main"})],
-          ["evil"])
+    setup(index, project, [Dist("evil", "1.0", console_scripts={script: "evil:main"})], ["evil"])
     outdir = tmp_path / "out"
     outdir.mkdir()
     out = outdir / "env"
@@ -584,10 +661,16 @@ def test_existing_output_needs_force_and_is_replaced_with_it(index, project, tmp
 
 def big_dists(count: int = 30, modules: int = 120) -> list[Dist]:
     return [
-        Dist(f"bulk{i}", "1.0", files={
-            f"bulk{i}/mod{j}.py": (f"VALUE = {j}\n" + "def f(x):\n    return x * 2\n" * 20
-                                   ).encode()
-            for j in range(modules)})
+        Dist(
+            f"bulk{i}",
+            "1.0",
+            files={
+                f"bulk{i}/mod{j}.py": (
+                    f"VALUE = {j}\n" + "def f(x):\n    return x * 2\n" * 20
+                ).encode()
+                for j in range(modules)
+            },
+        )
         for i in range(count)
     ]
 
@@ -600,9 +683,24 @@ def test_interrupted_materialize_leaves_nothing_behind(index, project, tmp_path,
     outdir.mkdir()
     out = outdir / "env"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "envlock", "materialize", "--platform", "linux-64", "--output",
-         str(out), "--link-mode", "copy", "--compile"],
-        cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "envlock",
+            "materialize",
+            "--platform",
+            "linux-64",
+            "--output",
+            str(out),
+            "--link-mode",
+            "copy",
+            "--compile",
+        ],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while not beside(out):
         assert proc.poll() is None, "materialize finished before it could be interrupted"
@@ -627,9 +725,25 @@ def test_interrupted_forced_rebuild_keeps_the_old_environment(index, project, tm
     out.mkdir()
     (out / "old.txt").write_text("old env")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "envlock", "materialize", "--platform", "linux-64", "--output",
-         str(out), "--force", "--link-mode", "copy", "--compile"],
-        cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "envlock",
+            "materialize",
+            "--platform",
+            "linux-64",
+            "--output",
+            str(out),
+            "--force",
+            "--link-mode",
+            "copy",
+            "--compile",
+        ],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while not beside(out):
         assert proc.poll() is None, "materialize finished before it could be interrupted"
@@ -645,13 +759,25 @@ def test_interrupted_forced_rebuild_keeps_the_old_environment(index, project, tm
 # -- locked sdists ---------------------------------------------------------------------------
 
 
-def test_locked_sdist_is_built_once_at_fetch_and_materialize_stays_offline(index, project,
-                                                                           tmp_path, cache):
-    src = Dist("srcpkg", "0.3", kind="sdist", console_scripts={"srcpkg-hi": "srcpkg.cli:main"},
-               files={"srcpkg/cli.py": b"def main():\n    print('hi from source')\n"})
-    server = setup(index, project, [src, beta()], ["srcpkg", "beta"],
-                   platforms=("linux-64", "win-64"), extra='allow-sdist = ["srcpkg"]\n',
-                   fetch=False)
+def test_locked_sdist_is_built_once_at_fetch_and_materialize_stays_offline(
+    index, project, tmp_path, cache
+):
+    src = Dist(
+        "srcpkg",
+        "0.3",
+        kind="sdist",
+        console_scripts={"srcpkg-hi": "srcpkg.cli:main"},
+        files={"srcpkg/cli.py": b"def main():\n    print('hi from source')\n"},
+    )
+    server = setup(
+        index,
+        project,
+        [src, beta()],
+        ["srcpkg", "beta"],
+        platforms=("linux-64", "win-64"),
+        extra='allow-sdist = ["srcpkg"]\n',
+        fetch=False,
+    )
     lock = load_lock(project / "pylock.toml")
     sdist = next(p for p in lock["packages"] if p["name"] == "srcpkg")["sdist"]
     sha = sdist["hashes"]["sha256"]
@@ -744,13 +870,19 @@ def test_build_compile_writes_pyc_and_verify_still_passes(index, project, tmp_pa
 
 
 def test_wheels_that_ship_the_same_file_install_in_lock_order_reproducibly(
-        index, project, tmp_path):
-    server = index([
-        Dist("aaa", "1.0", files={"shared/__init__.py": b"owner = 'aaa'\n"}),
-        Dist("zzz", "1.0", files={"shared/__init__.py": b"owner = 'zzz'\n"}),
-    ])
-    write_spec(project, server.url, 'python = "3.11"\nplatforms = ["linux-64"]\n'
-               'dependencies = ["zzz", "aaa"]\n')
+    index, project, tmp_path
+):
+    server = index(
+        [
+            Dist("aaa", "1.0", files={"shared/__init__.py": b"owner = 'aaa'\n"}),
+            Dist("zzz", "1.0", files={"shared/__init__.py": b"owner = 'zzz'\n"}),
+        ]
+    )
+    write_spec(
+        project,
+        server.url,
+        'python = "3.11"\nplatforms = ["linux-64"]\ndependencies = ["zzz", "aaa"]\n',
+    )
     assert envlock(project, "lock").code == 0
     assert envlock(project, "fetch").code == 0
     shas = set()

@@ -15,17 +15,27 @@ from support.wheels import Dist, record_hash
 SITE = "lib/python3.11/site-packages"
 
 
-
 @pytest.fixture
 def built(index, project: Path, tmp_path: Path) -> Path:
     """A clean linux-64 environment of alpha 1.0 (+ beta 2.0), built with --link-mode copy."""
-    server = index([Dist("alpha", "1.0", requires=["beta"],
-                         console_scripts={"alpha-hello": "alpha:main"},
-                         files={"alpha/__init__.py": b"def main():\n    print('hi')\n",
-                                "alpha/util.py": b"X = 1\n"}),
-                    Dist("beta", "2.0")])
-    write_spec(project, server.url, 'python = "3.11"\nplatforms = ["linux-64"]\n'
-               'dependencies = ["alpha"]\n')
+    server = index(
+        [
+            Dist(
+                "alpha",
+                "1.0",
+                requires=["beta"],
+                console_scripts={"alpha-hello": "alpha:main"},
+                files={
+                    "alpha/__init__.py": b"def main():\n    print('hi')\n",
+                    "alpha/util.py": b"X = 1\n",
+                },
+            ),
+            Dist("beta", "2.0"),
+        ]
+    )
+    write_spec(
+        project, server.url, 'python = "3.11"\nplatforms = ["linux-64"]\ndependencies = ["alpha"]\n'
+    )
     assert envlock(project, "lock").code == 0
     out = tmp_path / "env"
     r = envlock(project, "build", "--output", str(out), "--link-mode", "copy")
@@ -88,7 +98,8 @@ def test_extra_dist_info_is_an_extra_package(built, project):
     (extra / "METADATA").write_bytes(metadata)
     (extra / "RECORD").write_text(
         f"intruder-0.1.dist-info/METADATA,{record_hash(metadata)},{len(metadata)}\n"
-        "intruder-0.1.dist-info/RECORD,,\n")
+        "intruder-0.1.dist-info/RECORD,,\n"
+    )
     r = verify(project, built)
     assert r.code == 1
     assert r.stdout.splitlines() == ["extra package intruder 0.1"]

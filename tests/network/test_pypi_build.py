@@ -15,8 +15,9 @@ pytestmark = pytest.mark.network
 
 def run(*cmd: str | Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=env,
-                          timeout=120)
+    return subprocess.run(
+        [str(c) for c in cmd], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 def test_build_requests_rich_numpy_for_the_host_and_run_them(tmp_path: Path) -> None:
@@ -30,8 +31,9 @@ def test_build_requests_rich_numpy_for_the_host_and_run_them(tmp_path: Path) -> 
     r = envlock(tmp_path, "build")
     assert r.code == 0, r.stderr
     env = tmp_path / ".envlock" / "envs" / "default-linux-64"
-    r = run(env / "bin" / "python", "-c",
-            "import requests, rich, numpy; print(numpy.arange(3).sum())")
+    r = run(
+        env / "bin" / "python", "-c", "import requests, rich, numpy; print(numpy.arange(3).sum())"
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout == "3\n"
     r = envlock(tmp_path, "verify", str(env))
@@ -59,7 +61,10 @@ def test_real_source_only_release_is_built_at_fetch_and_installed(tmp_path: Path
     out = tmp_path / "env"
     r = envlock(tmp_path, "materialize", "--platform", "linux-64", "--output", str(out))
     assert r.code == 0, r.stderr
-    r = run(out / "bin" / "python", "-c",
-            "import fancyimpute, knnimpute; from fancyimpute import SimpleFill; print('ok')")
+    r = run(
+        out / "bin" / "python",
+        "-c",
+        "import fancyimpute, knnimpute; from fancyimpute import SimpleFill; print('ok')",
+    )
     assert r.returncode == 0 and r.stdout == "ok\n", r.stderr
     assert envlock(tmp_path, "verify", str(out)).code == 0

@@ -15,8 +15,7 @@ PLATFORMS = ["linux-64", "linux-aarch64", "osx-64", "osx-arm64", "win-64"]
 
 def test_lock_real_packages_for_every_platform(tmp_path: Path) -> None:
     (tmp_path / "envlock.toml").write_text(
-        'python = "3.11"\n'
-        f"platforms = {PLATFORMS!r}\n".replace("'", '"')
+        f'python = "3.11"\nplatforms = {PLATFORMS!r}\n'.replace("'", '"')
         + 'dependencies = ["requests==2.32.3", "numpy==2.1.3", "rich==13.9.4",'
         ' "colorama==0.4.6; sys_platform == \\"win32\\""]\n'
         'exclude-newer = "2025-01-01T00:00:00Z"\n'
@@ -32,8 +31,9 @@ def test_lock_real_packages_for_every_platform(tmp_path: Path) -> None:
     numpy = next(p for p in load_lock(lock_path)["packages"] if p["name"] == "numpy")
     names = sorted(w["name"] for w in numpy["wheels"])
     assert len(names) == 5  # one native wheel per platform, nothing more
-    assert any("win_amd64" in n for n in names) and any("macosx" in n and "arm64" in n
-                                                         for n in names)
+    assert any("win_amd64" in n for n in names) and any(
+        "macosx" in n and "arm64" in n for n in names
+    )
     # Deterministic against the real index: a fresh cache gives the same bytes.
     first = lock_path.read_bytes()
     lock_path.unlink()
@@ -50,8 +50,9 @@ def test_real_source_only_release_with_allow_sdist(tmp_path: Path) -> None:
     )
     r = envlock(tmp_path, "lock")
     assert r.code == 0, r.stderr
-    entry = next(p for p in load_lock(tmp_path / "pylock.toml")["packages"]
-                 if p["name"] == "fancyimpute")
+    entry = next(
+        p for p in load_lock(tmp_path / "pylock.toml")["packages"] if p["name"] == "fancyimpute"
+    )
     assert entry["sdist"]["name"].startswith("fancyimpute-0.7.0")
     chosen = selected(tmp_path / "pylock.toml", "linux-64")
     assert "knnimpute" in chosen  # a dependency read from the sdist's metadata

@@ -321,8 +321,14 @@ class IndexServer:
         h.end_headers()
         if not head and status != HTTPStatus.NOT_MODIFIED:
             with self._lock:
-                cut = next((c for c in self._cuts if c[2] > 0 and path.startswith(c[0])
-                            and status in (200, 206)), None)
+                cut = next(
+                    (
+                        c
+                        for c in self._cuts
+                        if c[2] > 0 and path.startswith(c[0]) and status in (200, 206)
+                    ),
+                    None,
+                )
                 if cut is not None:
                     cut[2] -= 1
             try:

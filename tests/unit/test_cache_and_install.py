@@ -25,17 +25,23 @@ def _sha(data: bytes) -> str:
 
 
 def _rec(data: bytes) -> str:
-    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(
-        b"=").decode()
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
-def make_wheel(path: Path, files: dict[str, bytes], *, name: str = "demo",
-               version: str = "1.0", record_override: dict[str, str] | None = None) -> Path:
+def make_wheel(
+    path: Path,
+    files: dict[str, bytes],
+    *,
+    name: str = "demo",
+    version: str = "1.0",
+    record_override: dict[str, str] | None = None,
+) -> Path:
     dist_info = f"{name}-{version}.dist-info"
     files = {
         **files,
-        f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
-        .encode(),
+        f"{dist_info}/METADATA": (
+            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()
+        ),
         f"{dist_info}/WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }
     rows = [f"{p},{(record_override or {}).get(p, _rec(d))},{len(d)}" for p, d in files.items()]
@@ -77,8 +83,12 @@ def test_corrupt_entry_is_detected_at_use_and_removed(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("member", "needle"),
-    [("../evil.py", "unsafe path"), ("/abs/evil.py", "unsafe path"),
-     ("C:/evil.py", "unsafe path"), ("demo/../../x.py", "unsafe path")],
+    [
+        ("../evil.py", "unsafe path"),
+        ("/abs/evil.py", "unsafe path"),
+        ("C:/evil.py", "unsafe path"),
+        ("demo/../../x.py", "unsafe path"),
+    ],
 )
 def test_unpack_refuses_paths_that_escape(tmp_path: Path, member: str, needle: str) -> None:
     store = ArtifactStore(tmp_path / "cache")
@@ -90,12 +100,16 @@ def test_unpack_refuses_paths_that_escape(tmp_path: Path, member: str, needle: s
 
 def test_unpack_refuses_record_mismatch_and_name_mismatch(tmp_path: Path) -> None:
     store = ArtifactStore(tmp_path / "cache")
-    bad = make_wheel(tmp_path / "demo-1.0-py3-none-any.whl", {"demo/__init__.py": b"x = 1\n"},
-                     record_override={"demo/__init__.py": _rec(b"other")})
+    bad = make_wheel(
+        tmp_path / "demo-1.0-py3-none-any.whl",
+        {"demo/__init__.py": b"x = 1\n"},
+        record_override={"demo/__init__.py": _rec(b"other")},
+    )
     with pytest.raises(IntegrityError, match="RECORD hash"):
         unpacked(store, bad, "a" * 64, "demo", "1.0")
-    other = make_wheel(tmp_path / "other.whl", {"demo/__init__.py": b""}, name="demo",
-                       version="2.0")
+    other = make_wheel(
+        tmp_path / "other.whl", {"demo/__init__.py": b""}, name="demo", version="2.0"
+    )
     with pytest.raises(IntegrityError, match=r"lock says demo 1\.0"):
         unpacked(store, other, "b" * 64, "demo", "1.0")
 

@@ -38,9 +38,13 @@ def _targets(*platforms: str, python: str = "3.11") -> list[Target]:
     return [Target(p, python) for p in platforms]
 
 
-def _env(tmp_path: Path, platforms: Sequence[str] = ("linux-64", "osx-arm64", "win-64"),
-         dependencies: Sequence[str] = ("numpy", "pure"), python: str = "3.11",
-         name: str | None = None) -> EnvironmentSpec:
+def _env(
+    tmp_path: Path,
+    platforms: Sequence[str] = ("linux-64", "osx-arm64", "win-64"),
+    dependencies: Sequence[str] = ("numpy", "pure"),
+    python: str = "3.11",
+    name: str | None = None,
+) -> EnvironmentSpec:
     return EnvironmentSpec(
         name=name,
         python=python,
@@ -51,8 +55,9 @@ def _env(tmp_path: Path, platforms: Sequence[str] = ("linux-64", "osx-arm64", "w
     )
 
 
-def _wheel(filename: str, size: int | None = 1000, sha: str | None = None,
-           url: str | None = None) -> DistFile:
+def _wheel(
+    filename: str, size: int | None = 1000, sha: str | None = None, url: str | None = None
+) -> DistFile:
     name, version, _, tags = parse_wheel_filename(filename)
     return DistFile(
         filename=filename,
@@ -175,9 +180,9 @@ def test_package_with_different_versions_gets_one_entry_per_version_with_markers
     doc = build_lock(_env(tmp_path), _three_platform_resolutions(), {})
     entries = [(p["name"], p["version"], p.get("marker")) for p in doc["packages"]]
     assert entries == [
-        ("colorama", "0.4.6", "sys_platform == \"win32\""),
-        ("numpy", "1.26.4", "sys_platform == \"win32\""),
-        ("numpy", "2.0.0", "sys_platform == \"darwin\" or sys_platform == \"linux\""),
+        ("colorama", "0.4.6", 'sys_platform == "win32"'),
+        ("numpy", "1.26.4", 'sys_platform == "win32"'),
+        ("numpy", "2.0.0", 'sys_platform == "darwin" or sys_platform == "linux"'),
         ("pure", "1.0", None),
     ]
 
@@ -234,8 +239,9 @@ def test_package_requires_python_is_recorded(tmp_path: Path) -> None:
 def test_size_from_sizes_mapping_when_index_has_none(tmp_path: Path) -> None:
     target = Target("linux-64", "3.11")
     pkg = _pkg(PURE, size=None)
-    doc = build_lock(_env(tmp_path, platforms=["linux-64"]), [_resolution(target, pkg)],
-                     {pkg.file.url: 4242})
+    doc = build_lock(
+        _env(tmp_path, platforms=["linux-64"]), [_resolution(target, pkg)], {pkg.file.url: 4242}
+    )
     assert doc["packages"][0]["wheels"][0]["size"] == 4242
 
 
@@ -283,10 +289,10 @@ def test_select_with_all_five_platforms_and_two_osx_versions(tmp_path: Path) -> 
     resolutions = [
         _resolution(linux, shared, _pkg("lib-3.0-cp311-cp311-manylinux_2_28_x86_64.whl")),
         _resolution(aarch, shared, _pkg("lib-3.0-cp311-cp311-manylinux_2_17_aarch64.whl")),
-        _resolution(osx, shared, _pkg(mac_only),
-                    _pkg("lib-2.5-cp311-cp311-macosx_10_9_x86_64.whl")),
-        _resolution(arm, shared, _pkg(mac_only),
-                    _pkg("lib-3.0-cp311-cp311-macosx_11_0_arm64.whl")),
+        _resolution(
+            osx, shared, _pkg(mac_only), _pkg("lib-2.5-cp311-cp311-macosx_10_9_x86_64.whl")
+        ),
+        _resolution(arm, shared, _pkg(mac_only), _pkg("lib-3.0-cp311-cp311-macosx_11_0_arm64.whl")),
         _resolution(win, shared, _pkg("lib-3.0-cp311-cp311-win_amd64.whl")),
     ]
     doc = build_lock(_env(tmp_path, platforms=PLATFORM_NAMES), resolutions, {})
@@ -304,8 +310,9 @@ def test_select_with_full_python_version(tmp_path: Path) -> None:
         _resolution(linux, _pkg(PURE), _pkg(NUMPY_LINUX)),
         _resolution(win, _pkg(PURE), _pkg(NUMPY_WIN)),
     ]
-    doc = build_lock(_env(tmp_path, platforms=["linux-64", "win-64"], python="3.11.7"),
-                     resolutions, {})
+    doc = build_lock(
+        _env(tmp_path, platforms=["linux-64", "win-64"], python="3.11.7"), resolutions, {}
+    )
     assert doc["requires-python"] == "==3.11.7"
     lock = _load(render(doc))
     for res in resolutions:
@@ -362,8 +369,13 @@ def test_locked_versions_for_a_target_not_in_the_lock_uses_unmarked_packages(
 
 
 def test_locked_versions_skips_malformed_entries() -> None:
-    lock = {"packages": [{"name": "a"}, {"name": "b", "version": "1.0"},
-                         {"name": "c", "version": "2.0", "marker": "not a marker"}]}
+    lock = {
+        "packages": [
+            {"name": "a"},
+            {"name": "b", "version": "1.0"},
+            {"name": "c", "version": "2.0", "marker": "not a marker"},
+        ]
+    }
     assert locked_versions(lock, Target("linux-64", "3.11")) == {"b": Version("1.0")}
 
 

@@ -75,10 +75,18 @@ def test_json_wheel_with_all_fields() -> None:
 def test_json_core_metadata_true_false_and_absent() -> None:
     page = _parse_json(
         [
-            {"filename": "demo-1.0-py3-none-any.whl", "url": "a.whl", "hashes": {},
-             "core-metadata": True},
-            {"filename": "demo-2.0-py3-none-any.whl", "url": "b.whl", "hashes": {},
-             "core-metadata": False},
+            {
+                "filename": "demo-1.0-py3-none-any.whl",
+                "url": "a.whl",
+                "hashes": {},
+                "core-metadata": True,
+            },
+            {
+                "filename": "demo-2.0-py3-none-any.whl",
+                "url": "b.whl",
+                "hashes": {},
+                "core-metadata": False,
+            },
             {"filename": "demo-3.0-py3-none-any.whl", "url": "c.whl", "hashes": {}},
         ]
     )
@@ -92,8 +100,14 @@ def test_json_core_metadata_true_false_and_absent() -> None:
 
 def test_json_legacy_dist_info_metadata_key_is_understood() -> None:
     page = _parse_json(
-        [{"filename": "demo-1.0-py3-none-any.whl", "url": "a.whl", "hashes": {},
-          "dist-info-metadata": {"sha256": SHA_M}}]
+        [
+            {
+                "filename": "demo-1.0-py3-none-any.whl",
+                "url": "a.whl",
+                "hashes": {},
+                "dist-info-metadata": {"sha256": SHA_M},
+            }
+        ]
     )
     (f,) = page.files
     assert f.has_metadata_file is True
@@ -120,16 +134,30 @@ def test_json_yanked_string_true_false() -> None:
 
 def test_json_upload_time_without_fraction() -> None:
     page = _parse_json(
-        [{"filename": "demo-1.0.tar.gz", "url": "a", "hashes": {},
-          "upload-time": "2023-11-30T23:59:59Z"}]
+        [
+            {
+                "filename": "demo-1.0.tar.gz",
+                "url": "a",
+                "hashes": {},
+                "upload-time": "2023-11-30T23:59:59Z",
+            }
+        ]
     )
     assert page.files[0].upload_time == datetime(2023, 11, 30, 23, 59, 59, tzinfo=timezone.utc)
 
 
 def test_json_missing_or_bad_optional_fields_are_none() -> None:
     page = _parse_json(
-        [{"filename": "demo-1.0.tar.gz", "url": "a", "hashes": {"md5": "x"},
-          "requires-python": "not a specifier", "size": "12", "upload-time": "yesterday"}]
+        [
+            {
+                "filename": "demo-1.0.tar.gz",
+                "url": "a",
+                "hashes": {"md5": "x"},
+                "requires-python": "not a specifier",
+                "size": "12",
+                "upload-time": "yesterday",
+            }
+        ]
     )
     (f,) = page.files
     assert f.sha256 is None

@@ -136,8 +136,7 @@ def test_exclude_newer_as_string_with_z_is_utc() -> None:
 
 def test_exclude_newer_string_with_offset_is_converted_to_utc() -> None:
     root = _parse(
-        'python = "3.11"\nplatforms = ["linux-64"]\n'
-        'exclude-newer = "2024-03-01T12:00:00+02:00"\n'
+        'python = "3.11"\nplatforms = ["linux-64"]\nexclude-newer = "2024-03-01T12:00:00+02:00"\n'
     ).root
     assert root.exclude_newer == datetime(2024, 3, 1, 10, 0, tzinfo=timezone.utc)
     assert root.exclude_newer.utcoffset().total_seconds() == 0
@@ -151,9 +150,7 @@ def test_exclude_newer_toml_datetime_with_offset_is_converted_to_utc() -> None:
 
 
 def test_exclude_newer_bare_date_string_is_midnight_utc() -> None:
-    root = _parse(
-        'python = "3.11"\nplatforms = ["linux-64"]\nexclude-newer = "2024-03-01"\n'
-    ).root
+    root = _parse('python = "3.11"\nplatforms = ["linux-64"]\nexclude-newer = "2024-03-01"\n').root
     assert root.exclude_newer == datetime(2024, 3, 1, tzinfo=timezone.utc)
 
 
@@ -487,9 +484,8 @@ def test_content_hash_changes_when_python_changes() -> None:
 
 
 def test_content_hash_ignores_comments_and_formatting() -> None:
-    commented = (
-        "# my project\n"
-        + BASE.replace('dependencies = ["requests>=2"]', 'dependencies = [ "requests>=2" ]  # web')
+    commented = "# my project\n" + BASE.replace(
+        'dependencies = ["requests>=2"]', 'dependencies = [ "requests>=2" ]  # web'
     )
     assert _parse(commented).root.content_hash() == _parse(BASE).root.content_hash()
 

@@ -36,8 +36,9 @@ def built_wheel(store: ArtifactStore, sdist_sha256: str, target: Target) -> Path
     return next(create_compatible_tags_selector(target.tags)(wheels), None)
 
 
-def ensure_built(store: ArtifactStore, art: Artifact, sdist: Path, target: Target,
-                 index_urls: Sequence[str]) -> Path:
+def ensure_built(
+    store: ArtifactStore, art: Artifact, sdist: Path, target: Target, index_urls: Sequence[str]
+) -> Path:
     """A wheel built from ``sdist`` that ``target`` can install (building it if needed)."""
     found = built_wheel(store, art.sha256, target)
     if found is not None:

@@ -42,8 +42,11 @@ class FetchResult:
         return sum(a.size or 0 for a in self.downloaded)
 
 
-def missing(store: ArtifactStore, artifacts: Sequence[Artifact],
-            on_corrupt: Callable[[Artifact], None] | None = None) -> list[Artifact]:
+def missing(
+    store: ArtifactStore,
+    artifacts: Sequence[Artifact],
+    on_corrupt: Callable[[Artifact], None] | None = None,
+) -> list[Artifact]:
     """Artifacts not (intact) in the store; corrupt entries are removed on the way."""
     out = []
     for art in artifacts:
@@ -57,9 +60,13 @@ def missing(store: ArtifactStore, artifacts: Sequence[Artifact],
     return out
 
 
-def fetch(store: ArtifactStore, artifacts: Sequence[Artifact],
-          make_client: Callable[[], HttpClient], events: FetchEvents | None = None,
-          max_workers: int = 8) -> FetchResult:
+def fetch(
+    store: ArtifactStore,
+    artifacts: Sequence[Artifact],
+    make_client: Callable[[], HttpClient],
+    events: FetchEvents | None = None,
+    max_workers: int = 8,
+) -> FetchResult:
     """Make every artifact present in the store; raises on the first failure."""
     events = events or FetchEvents()
     result = FetchResult()
@@ -86,8 +93,9 @@ def fetch(store: ArtifactStore, artifacts: Sequence[Artifact],
     return result
 
 
-def _fetch_one(store: ArtifactStore, http: HttpClient, art: Artifact,
-               events: FetchEvents) -> Artifact:
+def _fetch_one(
+    store: ArtifactStore, http: HttpClient, art: Artifact, events: FetchEvents
+) -> Artifact:
     with store.lock(art.sha256):
         # Another process may have fetched it while we waited for the lock.
         try:

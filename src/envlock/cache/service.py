@@ -23,8 +23,9 @@ class Snapshot:
     platforms: tuple[str, ...]
 
 
-def snapshot(store: ArtifactStore, snapshots: Sequence[Snapshot],
-             events: FetchEvents | None = None) -> FetchResult:
+def snapshot(
+    store: ArtifactStore, snapshots: Sequence[Snapshot], events: FetchEvents | None = None
+) -> FetchResult:
     """Fetch what is missing (no request at all when nothing is), then build locked sdists."""
     artifacts: dict[str, Artifact] = {}
     to_build: list[tuple[Snapshot, Target, Artifact]] = []
@@ -36,8 +37,9 @@ def snapshot(store: ArtifactStore, snapshots: Sequence[Snapshot],
                 if not art.is_wheel:
                     to_build.append((snap, target, art))
     indexes = {i.url: i for snap in snapshots for i in snap.env.indexes}
-    result = fetch(store, list(artifacts.values()), lambda: HttpClient(list(indexes.values())),
-                   events)
+    result = fetch(
+        store, list(artifacts.values()), lambda: HttpClient(list(indexes.values())), events
+    )
     for snap, target, art in to_build:
         sdist = store.get(art.sha256, art.filename, art.size)
         assert sdist is not None  # fetched just above

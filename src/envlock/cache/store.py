@@ -108,8 +108,9 @@ class ArtifactStore:
                     yield Entry(prefix.name + entry_dir.name, files[0])
 
     # -- writing -------------------------------------------------------------------------
-    def ingest(self, sha256: str, filename: str, chunks: Iterable[bytes],
-               size: int | None = None) -> Path:
+    def ingest(
+        self, sha256: str, filename: str, chunks: Iterable[bytes], size: int | None = None
+    ) -> Path:
         """Store streamed bytes if (and only if) they hash to ``sha256``."""
         final = self.path(sha256, filename)
         fd, tmp = tempfile.mkstemp(prefix=f"{sha256[:12]}-", suffix=".part", dir=self.tmpdir())
@@ -146,8 +147,11 @@ class ArtifactStore:
 
     def remove(self, sha256: str) -> None:
         """Drop an artifact and everything derived from it."""
-        for path in (self.path(sha256, "x").parent, self.unpacked_path(sha256),
-                     self.built_dir(sha256)):
+        for path in (
+            self.path(sha256, "x").parent,
+            self.unpacked_path(sha256),
+            self.built_dir(sha256),
+        ):
             shutil.rmtree(path, ignore_errors=True)
 
 

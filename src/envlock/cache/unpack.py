@@ -55,8 +55,9 @@ def record_hash(data: bytes) -> str:
     return "sha256=" + digest.decode("ascii")
 
 
-def unpacked(store: ArtifactStore, wheel: Path, sha256: str, name: str,
-             version: str) -> UnpackedWheel:
+def unpacked(
+    store: ArtifactStore, wheel: Path, sha256: str, name: str, version: str
+) -> UnpackedWheel:
     """The cached tree of a verified wheel, unpacking it (once, atomically) if needed."""
     root = store.unpacked_path(sha256)
     if not (root / _FORMAT).is_file():
@@ -91,8 +92,12 @@ def discard(store: ArtifactStore, key: str) -> None:
 
 def _safe_member(name: str, wheel: str) -> str:
     path = PurePosixPath(name)
-    if (name.startswith(("/", "\\")) or "\\" in name or ":" in path.parts[0]
-            or any(part in ("..", "") for part in name.rstrip("/").split("/"))):
+    if (
+        name.startswith(("/", "\\"))
+        or "\\" in name
+        or ":" in path.parts[0]
+        or any(part in ("..", "") for part in name.rstrip("/").split("/"))
+    ):
         raise IntegrityError(f"{wheel}: unsafe path {name!r} in the wheel (escapes the target)")
     return name
 
@@ -133,12 +138,14 @@ def _unpack(store: ArtifactStore, wheel: Path, root: Path, name: str, version: s
                 if mode & 0o111:
                     os.chmod(target, 0o755)
                 st = target.stat()
-                rows.append(RecordRow(member, actual, str(len(data)),
-                                      f"{st.st_size}:{st.st_mtime_ns}"))
+                rows.append(
+                    RecordRow(member, actual, str(len(data)), f"{st.st_size}:{st.st_mtime_ns}")
+                )
         out = io.StringIO()
         out.write(dist_info + "\n")
         csv.writer(out, lineterminator="\n").writerows(
-            (r.path, r.hash, r.size, r.stamp) for r in sorted(rows, key=lambda r: r.path))
+            (r.path, r.hash, r.size, r.stamp) for r in sorted(rows, key=lambda r: r.path)
+        )
         (tmp / _FORMAT).write_text(out.getvalue(), "utf-8")
         root.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(root, ignore_errors=True)
@@ -150,8 +157,9 @@ def _unpack(store: ArtifactStore, wheel: Path, root: Path, name: str, version: s
 
 
 def _dist_info(infos: list[zipfile.ZipInfo], label: str, name: str, version: str) -> str:
-    dirs = {i.filename.split("/")[0] for i in infos if i.filename.split("/")[0].endswith(
-        ".dist-info")}
+    dirs = {
+        i.filename.split("/")[0] for i in infos if i.filename.split("/")[0].endswith(".dist-info")
+    }
     if len(dirs) != 1:
         raise IntegrityError(f"{label}: expected one .dist-info directory, found {len(dirs)}")
     dist_info = dirs.pop()

@@ -27,9 +27,12 @@ app = typer.Typer(
 
 SpecOpt = Annotated[Path, typer.Option("--spec", help="Path to envlock.toml.")]
 CacheOpt = Annotated[
-    Optional[Path],  # noqa: UP045 - typer needs Optional on 3.10
-    typer.Option("--cache-dir", help="Cache directory (default: ENVLOCK_CACHE_DIR or the user "
-                 "cache dir).", show_default=False),
+    Optional[Path],
+    typer.Option(
+        "--cache-dir",
+        help="Cache directory (default: ENVLOCK_CACHE_DIR or the user cache dir).",
+        show_default=False,
+    ),
 ]
 QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="Only errors.")]
 VerboseOpt = Annotated[bool, typer.Option("-v", "--verbose", help="More detail; tracebacks.")]
@@ -43,8 +46,12 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Show the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """Lock, snapshot and build Python environments for any platform."""
 
@@ -56,23 +63,47 @@ def set_verbosity(quiet: bool, verbose: bool) -> None:
 @app.command()
 def lock(
     spec: SpecOpt = Path(SPEC_FILENAME),
-    platform: Annotated[list[str], typer.Option(
-        "--platform", "-p", help="Lock for this platform (repeatable); replaces the spec's list.",
-    )] = [],  # noqa: B006 - typer reads the default, never mutates it
-    env: Annotated[list[str], typer.Option(
-        "--env", "-e", help="Only this environment ('default' = top level; repeatable).",
-    )] = [],  # noqa: B006
-    upgrade: Annotated[bool, typer.Option("--upgrade", "-U",
-                                          help="Ignore versions already in the lock.")] = False,
-    upgrade_package: Annotated[list[str], typer.Option(
-        "--upgrade-package", "-P", help="Let this package move to a newer version (repeatable).",
-    )] = [],  # noqa: B006
-    check: Annotated[bool, typer.Option(
-        "--check", help="Exit 1 if a lock is missing or stale; write nothing, no network.",
-    )] = False,
-    exclude_newer: Annotated[Optional[str], typer.Option(  # noqa: UP045
-        "--exclude-newer", help="Ignore files uploaded after this RFC 3339 timestamp.",
-    )] = None,
+    platform: Annotated[
+        list[str],
+        typer.Option(
+            "--platform",
+            "-p",
+            help="Lock for this platform (repeatable); replaces the spec's list.",
+        ),
+    ] = [],  # noqa: B006 - typer reads the default, never mutates it
+    env: Annotated[
+        list[str],
+        typer.Option(
+            "--env",
+            "-e",
+            help="Only this environment ('default' = top level; repeatable).",
+        ),
+    ] = [],  # noqa: B006
+    upgrade: Annotated[
+        bool, typer.Option("--upgrade", "-U", help="Ignore versions already in the lock.")
+    ] = False,
+    upgrade_package: Annotated[
+        list[str],
+        typer.Option(
+            "--upgrade-package",
+            "-P",
+            help="Let this package move to a newer version (repeatable).",
+        ),
+    ] = [],  # noqa: B006
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Exit 1 if a lock is missing or stale; write nothing, no network.",
+        ),
+    ] = False,
+    exclude_newer: Annotated[
+        Optional[str],
+        typer.Option(
+            "--exclude-newer",
+            help="Ignore files uploaded after this RFC 3339 timestamp.",
+        ),
+    ] = None,
     cache: CacheOpt = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
@@ -121,7 +152,9 @@ def lock(
 
 @app.command()
 def platforms(
-    glibc: Annotated[Optional[str], typer.Option(help="Show linux tags for this glibc floor.")] = None,  # noqa: UP045,E501
+    glibc: Annotated[
+        Optional[str], typer.Option(help="Show linux tags for this glibc floor.")
+    ] = None,
 ) -> None:
     """List the target platforms envlock can lock for, with their wheel tags."""
     from rich.table import Table

@@ -15,8 +15,7 @@ from envlock.errors import UsageError
 from envlock.lock import select
 from envlock.spec import SPEC_FILENAME
 
-cache_app = typer.Typer(help="Inspect and maintain the local package cache.",
-                        no_args_is_help=True)
+cache_app = typer.Typer(help="Inspect and maintain the local package cache.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
 
 
@@ -52,9 +51,14 @@ def verify_(cache: CacheOpt = None, quiet: QuietOpt = False) -> None:
 
 @cache_app.command("prune")
 def prune_(
-    keep_lock: Annotated[list[Path], typer.Option(
-        "--keep-lock", help="Keep what this lock needs (repeatable). Default: every "
-        "pylock*.toml beside the spec.")] = [],  # noqa: B006
+    keep_lock: Annotated[
+        list[Path],
+        typer.Option(
+            "--keep-lock",
+            help="Keep what this lock needs (repeatable). Default: every "
+            "pylock*.toml beside the spec.",
+        ),
+    ] = [],  # noqa: B006
     spec: SpecOpt = Path(SPEC_FILENAME),
     cache: CacheOpt = None,
     quiet: QuietOpt = False,
@@ -66,5 +70,7 @@ def prune_(
         raise UsageError("no lock to keep: pass --keep-lock PATH (prune would empty the cache)")
     keep = {a.sha256 for path in locks for a in select.load(path).all_artifacts()}
     removed, freed = maintenance.prune(ArtifactStore(cache_dir(cache)), keep)
-    info(f"removed {removed} artifact(s), freed {freed / 1e6:.1f} MB; kept what "
-         f"{len(locks)} lock(s) need")
+    info(
+        f"removed {removed} artifact(s), freed {freed / 1e6:.1f} MB; kept what "
+        f"{len(locks)} lock(s) need"
+    )

@@ -31,23 +31,45 @@ if TYPE_CHECKING:  # the network stack is imported only by commands that use it
     from envlock.cache.fetch import FetchEvents, FetchResult
     from envlock.cache.service import Snapshot
 
-EnvsOpt = Annotated[list[str], typer.Option(
-    "--env", "-e", help="Environment ('default' = top level; repeatable). Default: all.")]
-PlatformsOpt = Annotated[list[str], typer.Option(
-    "--platform", "-p", help="Platform (repeatable). Default: every platform in the lock.")]
+EnvsOpt = Annotated[
+    list[str],
+    typer.Option(
+        "--env", "-e", help="Environment ('default' = top level; repeatable). Default: all."
+    ),
+]
+PlatformsOpt = Annotated[
+    list[str],
+    typer.Option(
+        "--platform", "-p", help="Platform (repeatable). Default: every platform in the lock."
+    ),
+]
 OneEnvOpt = Annotated[str, typer.Option("--env", "-e", help="Environment ('default' = top level).")]
-OutputOpt = Annotated[Optional[Path], typer.Option(  # noqa: UP045
-    "--output", "-o", help="Build into this directory.", show_default=False)]
-ArchiveOpt = Annotated[Optional[Path], typer.Option(  # noqa: UP045
-    "--archive", help="Build this reproducible .tar.gz instead of a directory.",
-    show_default=False)]
-BasePythonOpt = Annotated[Optional[str], typer.Option(  # noqa: UP045
-    "--base-python", help="Interpreter path on the machine that will run the environment "
-    "(default for the host platform: a matching Python found here).", show_default=False)]
+OutputOpt = Annotated[
+    Optional[Path],
+    typer.Option("--output", "-o", help="Build into this directory.", show_default=False),
+]
+ArchiveOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--archive",
+        help="Build this reproducible .tar.gz instead of a directory.",
+        show_default=False,
+    ),
+]
+BasePythonOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--base-python",
+        help="Interpreter path on the machine that will run the environment "
+        "(default for the host platform: a matching Python found here).",
+        show_default=False,
+    ),
+]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing output.")]
 CompileOpt = Annotated[bool, typer.Option("--compile", help="Byte-compile .pyc files.")]
-LinkOpt = Annotated[str, typer.Option(
-    "--link-mode", help="hardlink (default; copies across filesystems) or copy.")]
+LinkOpt = Annotated[
+    str, typer.Option("--link-mode", help="hardlink (default; copies across filesystems) or copy.")
+]
 
 
 def _snapshots(spec: Path, envs: list[str], platforms: list[str]) -> list[Snapshot]:
@@ -73,7 +95,8 @@ def _snapshots(spec: Path, envs: list[str], platforms: list[str]) -> list[Snapsh
         raise UsageError(
             f"no locked environment has platform(s) {', '.join(wanted)} "
             f"(locked: {', '.join(sorted(locked)) or 'none'})",
-            hint="add them to the spec's platforms and run `envlock lock`")
+            hint="add them to the spec's platforms and run `envlock lock`",
+        )
     return out
 
 
@@ -99,21 +122,32 @@ def _fetch_progress() -> Iterator[FetchEvents]:
     )
 
     from envlock.cache.fetch import FetchEvents
+
     lock = threading.Lock()
     if Verbosity.level < 0 or not stderr.is_terminal:
+
         def announce(files: int, size: int) -> None:
             if files:
                 info(f"fetching {files} artifact(s), {size / 1e6:.1f} MB")
 
-        yield FetchEvents(start=announce, done=lambda a: debug(f"  fetched {a.filename}"),
-                          corrupt=lambda a: info(f"corrupt cache entry of {a.filename} "
-                                                 "removed; fetching it again"))
+        yield FetchEvents(
+            start=announce,
+            done=lambda a: debug(f"  fetched {a.filename}"),
+            corrupt=lambda a: info(
+                f"corrupt cache entry of {a.filename} removed; fetching it again"
+            ),
+        )
         return
     progress = Progress(
-        TextColumn("[bold]fetch"), BarColumn(), TextColumn("{task.fields[files]}"),
-        DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
+        TextColumn("[bold]fetch"),
+        BarColumn(),
+        TextColumn("{task.fields[files]}"),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
         console=real_console(stderr),
-        transient=True)
+        transient=True,
+    )
     task = progress.add_task("fetch", total=0, files="")
     counts = [0, 0]  # files done, files total
 
@@ -132,15 +166,21 @@ def _fetch_progress() -> Iterator[FetchEvents]:
 
     with progress:
         yield FetchEvents(
-            start=start, advance=advance, done=done,
+            start=start,
+            advance=advance,
+            done=done,
             corrupt=lambda a: progress.console.print(
-                f"corrupt cache entry of {a.filename} removed; fetching it again"))
+                f"corrupt cache entry of {a.filename} removed; fetching it again"
+            ),
+        )
 
 
 def _report_fetch(result: FetchResult) -> None:
     got = len(result.downloaded)
-    info(f"{got} downloaded ({result.bytes_downloaded / 1e6:.1f} MB), "
-         f"{len(result.cached)} already cached")
+    info(
+        f"{got} downloaded ({result.bytes_downloaded / 1e6:.1f} MB), "
+        f"{len(result.cached)} already cached"
+    )
 
 
 @app.command()
@@ -168,20 +208,39 @@ def _check_link_mode(link_mode: str) -> None:
         raise UsageError(f"--link-mode must be hardlink or copy, got {link_mode!r}")
 
 
-def _materialize(spec: Path, target_env: EnvironmentSpec, lock: LoadedLock, platform: str,
-                 output: Path | None, archive: Path | None, base_python: str | None,
-                 force: bool, compile_: bool, link_mode: str, store: ArtifactStore) -> None:
+def _materialize(
+    spec: Path,
+    target_env: EnvironmentSpec,
+    lock: LoadedLock,
+    platform: str,
+    output: Path | None,
+    archive: Path | None,
+    base_python: str | None,
+    force: bool,
+    compile_: bool,
+    link_mode: str,
+    store: ArtifactStore,
+) -> None:
     from envlock.materialize.environment import materialize as run
 
     result = run(
-        lock, platform, store, output=output, archive=archive, base_python=base_python,
-        force=force, compile_bytecode=compile_, link_mode=link_mode,
+        lock,
+        platform,
+        store,
+        output=output,
+        archive=archive,
+        base_python=base_python,
+        force=force,
+        compile_bytecode=compile_,
+        link_mode=link_mode,
         fetch_hint=_fetch_hint(spec, target_env, platform),
         on_phase=lambda phase: debug(phase),
     )
     where = result.output if result.output is not None else result.archive
-    info(f"[bold]{target_env.label}[/bold] for {platform}: {result.packages} packages → {where}"
-         + (" (byte-compiled)" if result.compiled else ""))
+    info(
+        f"[bold]{target_env.label}[/bold] for {platform}: {result.packages} packages → {where}"
+        + (" (byte-compiled)" if result.compiled else "")
+    )
     if result.archive_sha256:
         stdout.print(f"sha256:{result.archive_sha256}  {result.archive}")
 
@@ -206,14 +265,27 @@ def materialize(
     parse_platforms([platform], "--platform")
     _check_link_mode(link_mode)
     target_env = load_spec(spec).select([env])[0]
-    _materialize(spec, target_env, select.load(target_env.lock_path), platform, output, archive,
-                 base_python, force, compile, link_mode, ArtifactStore(cache_dir(cache)))
+    _materialize(
+        spec,
+        target_env,
+        select.load(target_env.lock_path),
+        platform,
+        output,
+        archive,
+        base_python,
+        force,
+        compile,
+        link_mode,
+        ArtifactStore(cache_dir(cache)),
+    )
 
 
 @app.command()
 def build(
-    platform: Annotated[Optional[str], typer.Option(  # noqa: UP045
-        "--platform", "-p", help="Locked platform to build (default: the host's).")] = None,
+    platform: Annotated[
+        Optional[str],
+        typer.Option("--platform", "-p", help="Locked platform to build (default: the host's)."),
+    ] = None,
     env: OneEnvOpt = "default",
     output: OutputOpt = None,
     archive: ArchiveOpt = None,
@@ -246,16 +318,33 @@ def build(
         _report_fetch(result)
     if output is None and archive is None:
         output = spec.parent / ".envlock" / "envs" / f"{snaps[0].env.label}-{platform}"
-    _materialize(spec, snaps[0].env, snaps[0].lock, platform, output, archive, base_python,
-                 force, compile, link_mode, store)
+    _materialize(
+        spec,
+        snaps[0].env,
+        snaps[0].lock,
+        platform,
+        output,
+        archive,
+        base_python,
+        force,
+        compile,
+        link_mode,
+        store,
+    )
 
 
 @app.command()
 def verify(
     directory: Annotated[Path, typer.Argument(help="The environment to check.")],
-    lock: Annotated[Optional[Path], typer.Option(  # noqa: UP045
-        "--lock", help="Lock to check against (default: the one it was built from, beside "
-        "the spec, if present).", show_default=False)] = None,
+    lock: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--lock",
+            help="Lock to check against (default: the one it was built from, beside "
+            "the spec, if present).",
+            show_default=False,
+        ),
+    ] = None,
     spec: SpecOpt = Path(SPEC_FILENAME),
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,

@@ -71,8 +71,10 @@ def cache_dir(option: Path | None) -> Path:
 
 
 def _status_line(stats: Stats) -> str:
-    return (f"{stats.phase} · {stats.projects} projects · {stats.metadata} metadata · "
-            f"{stats.candidates} candidates tried · {stats.elapsed:.1f}s")
+    return (
+        f"{stats.phase} · {stats.projects} projects · {stats.metadata} metadata · "
+        f"{stats.candidates} candidates tried · {stats.elapsed:.1f}s"
+    )
 
 
 @contextmanager
@@ -85,8 +87,13 @@ def progress(stats: Stats) -> Iterator[None]:
     from rich.text import Text
 
     stop = threading.Event()
-    with Live(Text(_status_line(stats)), console=real_console(stderr), transient=True,
-              refresh_per_second=8) as live:
+    with Live(
+        Text(_status_line(stats)),
+        console=real_console(stderr),
+        transient=True,
+        refresh_per_second=8,
+    ) as live:
+
         def tick() -> None:
             while not stop.wait(0.125):
                 live.update(Text(_status_line(stats)))

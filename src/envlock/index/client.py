@@ -143,8 +143,9 @@ class HttpClient:
             return response
 
     @contextmanager
-    def stream(self, url: str,
-               headers: Mapping[str, str] | None = None) -> Iterator[httpx.Response]:
+    def stream(
+        self, url: str, headers: Mapping[str, str] | None = None
+    ) -> Iterator[httpx.Response]:
         """Like :meth:`get` but the caller reads the body (large files)."""
         response = self._send(url, headers)
         try:
@@ -152,8 +153,9 @@ class HttpClient:
         finally:
             response.close()
 
-    def _send(self, url: str, headers: Mapping[str, str] | None,
-              method: str = "GET") -> httpx.Response:
+    def _send(
+        self, url: str, headers: Mapping[str, str] | None, method: str = "GET"
+    ) -> httpx.Response:
         clean = redact(url)
         attempt = 0
         while True:
@@ -167,8 +169,7 @@ class HttpClient:
                 if _is_tls_trust_error(exc):
                     # Not transient: retrying cannot make an untrusted certificate trusted.
                     raise NetworkError(
-                        f"TLS certificate of {urlsplit(clean).hostname} is not trusted "
-                        f"({clean})",
+                        f"TLS certificate of {urlsplit(clean).hostname} is not trusted ({clean})",
                         hint="behind a corporate proxy or with a private CA, point "
                         "SSL_CERT_FILE (or SSL_CERT_DIR) at its certificate",
                     ) from None
@@ -199,7 +200,8 @@ def _is_tls_trust_error(exc: BaseException) -> bool:
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(
-                seen):
+            seen
+        ):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
@@ -224,6 +226,4 @@ def status_error(response: httpx.Response, what: str) -> NetworkError:
     hint = None
     if code in (401, 403):
         hint = "set credentials in ~/.netrc or ENVLOCK_INDEX_<NAME>_USERNAME / _PASSWORD"
-    return NetworkError(
-        f"{what}: HTTP {code} from {redact(str(response.url))}", hint=hint
-    )
+    return NetworkError(f"{what}: HTTP {code} from {redact(str(response.url))}", hint=hint)

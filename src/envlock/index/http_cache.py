@@ -47,8 +47,9 @@ class PageCache:
             return None
         if hashlib.sha256(body).hexdigest() != meta.get("sha256"):
             return None  # torn or corrupted entry: refetch
-        return CachedPage(meta["url"], body, meta["content_type"], meta.get("etag"),
-                          meta.get("last_modified"))
+        return CachedPage(
+            meta["url"], body, meta["content_type"], meta.get("etag"), meta.get("last_modified")
+        )
 
     def put(self, key: str, page: CachedPage) -> None:
         meta_path, body_path = self._paths(key)

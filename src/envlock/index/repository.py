@@ -34,8 +34,13 @@ from envlock.spec import Index
 class PackageIndex:
     """Project pages and metadata for a list of indexes, memoised for one run."""
 
-    def __init__(self, http: HttpClient, indexes: Sequence[Index], cache_dir: Path,
-                 stats: Stats | None = None) -> None:
+    def __init__(
+        self,
+        http: HttpClient,
+        indexes: Sequence[Index],
+        cache_dir: Path,
+        stats: Stats | None = None,
+    ) -> None:
         self.http = http
         self.indexes = tuple(indexes)
         self.cache_dir = cache_dir
@@ -132,8 +137,9 @@ class PackageIndex:
         if file.is_wheel:
             raw = fetch_wheel_metadata(self.http, file)
         else:
-            raw = sdist_metadata(download(self.http, file), file.filename,
-                                 [i.url for i in self.indexes])
+            raw = sdist_metadata(
+                download(self.http, file), file.filename, [i.url for i in self.indexes]
+            )
         meta = parse_metadata(raw)
         if file.sha256:
             atomic_write_bytes(path, raw)

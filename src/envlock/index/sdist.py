@@ -77,8 +77,9 @@ def build_metadata(data: bytes, filename: str, index_urls: Sequence[str]) -> byt
             try:
                 path = Path(builder.metadata_path(Path(tmp) / "metadata"))
             except Exception as exc:  # foreign code: any failure is the backend's
-                raise MetadataError(f"building metadata of {filename} failed: "
-                                    f"{_last_line(exc)}") from None
+                raise MetadataError(
+                    f"building metadata of {filename} failed: {_last_line(exc)}"
+                ) from None
             return (path / "METADATA").read_bytes()
 
 
@@ -92,20 +93,23 @@ def unpack_sdist(data: bytes, filename: str, dest: Path) -> Path:
 
 
 @contextmanager
-def isolated_builder(source: Path, index_urls: Sequence[str],
-                     filename: str) -> Iterator[ProjectBuilder]:
+def isolated_builder(
+    source: Path, index_urls: Sequence[str], filename: str
+) -> Iterator[ProjectBuilder]:
     """A PEP 517 builder in a fresh isolated environment with its build requirements."""
     # Backends' warnings (deprecations and the like) are the package's business, not our output.
     with _index_env(index_urls), warnings.catch_warnings(), DefaultIsolatedEnv() as env:
         warnings.simplefilter("ignore")
         try:
             builder = ProjectBuilder.from_isolated_env(
-                env, source, runner=pyproject_hooks.quiet_subprocess_runner)
+                env, source, runner=pyproject_hooks.quiet_subprocess_runner
+            )
             env.install(builder.build_system_requires)
             env.install(builder.get_requires_for_build("wheel"))
         except Exception as exc:  # pip or the backend failed: report, don't crash
-            raise MetadataError(f"setting up the build of {filename} failed: "
-                                f"{_last_line(exc)}") from None
+            raise MetadataError(
+                f"setting up the build of {filename} failed: {_last_line(exc)}"
+            ) from None
         yield builder
 
 

@@ -60,8 +60,9 @@ class ProjectPage:
     objects only for the versions asked for.
     """
 
-    def __init__(self, name: NormalizedName, index_url: str,
-                 raw: Mapping[Version, list[_Raw]]) -> None:
+    def __init__(
+        self, name: NormalizedName, index_url: str, raw: Mapping[Version, list[_Raw]]
+    ) -> None:
         self.name = name
         self.index_url = index_url
         self._raw = raw
@@ -74,7 +75,8 @@ class ProjectPage:
         if built is None:
             made = (_make_file(*args, self.index_url) for args in self._raw.get(version, ()))
             built = self._built[version] = tuple(
-                f for f in made if f is not None and f.name == self.name)
+                f for f in made if f is not None and f.name == self.name
+            )
         return built
 
     @property
@@ -83,8 +85,9 @@ class ProjectPage:
         return tuple(f for v in self.versions for f in self.files_of(v))
 
 
-def parse_project_page(body: bytes, content_type: str, page_url: str, index_url: str,
-                       name: str) -> ProjectPage:
+def parse_project_page(
+    body: bytes, content_type: str, page_url: str, index_url: str, name: str
+) -> ProjectPage:
     """Parse a project page in whichever format the server chose."""
     if content_type.split(";")[0].strip() == JSON_CONTENT_TYPE:
         entries = _parse_json(body, page_url)
@@ -161,9 +164,17 @@ def _metadata_info(value: Any) -> tuple[bool, str | None]:
     return bool(value), None
 
 
-def _make_file(filename: str, url: str, hashes: Mapping[str, str], requires_python: str | None,
-               yanked: bool, core_metadata: Any, size: Any, upload_time: Any,
-               index: str) -> DistFile | None:
+def _make_file(
+    filename: str,
+    url: str,
+    hashes: Mapping[str, str],
+    requires_python: str | None,
+    yanked: bool,
+    core_metadata: Any,
+    size: Any,
+    upload_time: Any,
+    index: str,
+) -> DistFile | None:
     tags: frozenset[Tag]
     if filename.endswith(".whl"):
         parsed = _wheel_parts(filename)
@@ -265,6 +276,16 @@ def _parse_html(text: str, page_url: str) -> list[_Raw]:
         if meta and meta_attr and "=" in meta_attr:
             algo, _, value = meta_attr.partition("=")
             meta = {algo: value}
-        out.append((filename, url, hashes, attrs.get("data-requires-python"),
-                    "data-yanked" in attrs, meta, None, None))
+        out.append(
+            (
+                filename,
+                url,
+                hashes,
+                attrs.get("data-requires-python"),
+                "data-yanked" in attrs,
+                meta,
+                None,
+                None,
+            )
+        )
     return out

@@ -51,14 +51,17 @@ def target_marker(targets: Sequence[Target], all_targets: Sequence[Target]) -> s
         if all(t.platform in chosen for t in same_os):
             clauses.append(f"sys_platform == '{sys_platform}'")
         else:
-            clauses.extend(f"({t.marker})" if len(chosen) > 1 else t.marker
-                           for t in sorted(same_os, key=lambda t: t.platform)
-                           if t.platform in chosen)
+            clauses.extend(
+                f"({t.marker})" if len(chosen) > 1 else t.marker
+                for t in sorted(same_os, key=lambda t: t.platform)
+                if t.platform in chosen
+            )
     return " or ".join(clauses)
 
 
-def build_lock(env: EnvironmentSpec, resolutions: Sequence[Resolution],
-               sizes: Mapping[str, int]) -> dict[str, Any]:
+def build_lock(
+    env: EnvironmentSpec, resolutions: Sequence[Resolution], sizes: Mapping[str, int]
+) -> dict[str, Any]:
     """The lock document; ``sizes`` maps a file's URL to its size for indexes without PEP 700."""
     targets = [r.target for r in resolutions]
     entries: dict[tuple[NormalizedName, Version], _Entry] = {}
@@ -114,8 +117,7 @@ def _file_table(f: DistFile, sizes: Mapping[str, int]) -> dict[str, Any]:
     return table
 
 
-def _package(entry: _Entry, targets: Sequence[Target],
-             sizes: Mapping[str, int]) -> dict[str, Any]:
+def _package(entry: _Entry, targets: Sequence[Target], sizes: Mapping[str, int]) -> dict[str, Any]:
     pkg: dict[str, Any] = {"name": entry.name, "version": str(entry.version)}
     marker = target_marker(entry.targets, targets)
     if marker is not None:
@@ -141,8 +143,11 @@ def _index_of(f: DistFile) -> str:
 
 def locked_versions(lock: Mapping[str, Any], target: Target) -> dict[str, Version]:
     """Versions an existing lock pins for ``target`` (its preferences on re-lock)."""
-    env: dict[str, Any] = {**target.environment, "extras": frozenset(),
-                           "dependency_groups": frozenset()}
+    env: dict[str, Any] = {
+        **target.environment,
+        "extras": frozenset(),
+        "dependency_groups": frozenset(),
+    }
     out: dict[str, Version] = {}
     for pkg in lock.get("packages", []):
         try:

@@ -55,8 +55,10 @@ def parse_lock(path: Path, raw: bytes) -> tuple[dict[str, Any], Pylock]:
         data = tomllib.loads(raw.decode("utf-8"))
         return dict(data), Pylock.from_dict(data)
     except (UnicodeDecodeError, tomllib.TOMLDecodeError, PylockValidationError) as exc:
-        raise UsageError(f"{path}: not a valid PEP 751 lock: {str(exc).splitlines()[0]}",
-                         hint="delete it and run `envlock lock` again") from None
+        raise UsageError(
+            f"{path}: not a valid PEP 751 lock: {str(exc).splitlines()[0]}",
+            hint="delete it and run `envlock lock` again",
+        ) from None
 
 
 def staleness(env: EnvironmentSpec, targets: Sequence[Target]) -> str | None:
@@ -70,16 +72,19 @@ def staleness(env: EnvironmentSpec, targets: Sequence[Target]) -> str | None:
         return f"{path.name} is missing: run `envlock lock`"
     tool = data.get("tool", {}).get("envlock", {})
     if tool.get("spec-hash") != env.content_hash():
-        return (f"{path.name} is stale: the spec of environment '{env.label}' changed "
-                "since it was locked")
+        return (
+            f"{path.name} is stale: the spec of environment '{env.label}' changed "
+            "since it was locked"
+        )
     locked = {t.get("platform") for t in tool.get("targets", [])}
     wanted = {t.platform for t in targets}
     if wanted - locked:
-        return (f"{path.name} is stale: platform(s) {', '.join(sorted(wanted - locked))} "
-                "not locked")
+        return f"{path.name} is stale: platform(s) {', '.join(sorted(wanted - locked))} not locked"
     if locked - wanted:
-        return (f"{path.name} is stale: locks platform(s) {', '.join(sorted(locked - wanted))} "
-                "the spec no longer asks for")
+        return (
+            f"{path.name} is stale: locks platform(s) {', '.join(sorted(locked - wanted))} "
+            "the spec no longer asks for"
+        )
     return None
 
 

@@ -57,8 +57,12 @@ class LoadedLock:
     def artifacts(self, target: Target) -> list[Artifact]:
         """The artifacts this target installs, in lock order (the PEP 751 selection)."""
         try:
-            chosen = list(self.pylock.select(environment=target.environment,  # type: ignore[arg-type]
-                                        tags=target.tags))
+            chosen = list(
+                self.pylock.select(
+                    environment=target.environment,  # type: ignore[arg-type]
+                    tags=target.tags,
+                )
+            )
         except PylockSelectError as exc:
             raise UsageError(f"{self.path.name}: {exc}") from None
         out = []
@@ -68,8 +72,17 @@ class LoadedLock:
             sha = dist.hashes.get("sha256")
             if not sha:
                 raise UsageError(f"{self.path.name}: {dist.filename} has no sha256")
-            out.append(Artifact(pkg.name, str(pkg.version), dist.filename, dist.url, sha,
-                                dist.size, isinstance(dist, PackageWheel)))
+            out.append(
+                Artifact(
+                    pkg.name,
+                    str(pkg.version),
+                    dist.filename,
+                    dist.url,
+                    sha,
+                    dist.size,
+                    isinstance(dist, PackageWheel),
+                )
+            )
         return out
 
     def all_artifacts(self, platforms: Sequence[str] = ()) -> list[Artifact]:

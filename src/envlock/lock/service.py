@@ -67,8 +67,11 @@ def lock_environments(
                     on_target(env, target)
                 prefs: dict[str, Version] = {}
                 if previous is not None:
-                    prefs = {n: v for n, v in locked_versions(previous, target).items()
-                             if n not in upgrade_names}
+                    prefs = {
+                        n: v
+                        for n, v in locked_versions(previous, target).items()
+                        if n not in upgrade_names
+                    }
                 options = ResolveOptions(
                     prerelease=env.prerelease,
                     exclude_newer=env.exclude_newer,
@@ -77,8 +80,12 @@ def lock_environments(
                 )
                 resolutions.append(resolve(env, target, index, options, stats))
             # Indexes without PEP 700 sizes: ask for each file's size, concurrently.
-            unsized = {p.file.url: p.file for r in resolutions for p in r.packages.values()
-                       if p.file.size is None}
+            unsized = {
+                p.file.url: p.file
+                for r in resolutions
+                for p in r.packages.values()
+                if p.file.size is None
+            }
             sized = http.pool.map(index.file_size, unsized.values())
             sizes = dict(zip(unsized, sized, strict=True))
             plans.append((env, build_lock(env, resolutions, sizes), resolutions))
@@ -90,11 +97,13 @@ def lock_environments(
         for res in resolutions:
             for pkg in res.packages.values():
                 versions.setdefault(pkg.name, set()).add(str(pkg.version))
-        results.append(LockResult(
-            env=env,
-            path=env.lock_path,
-            changed=changed,
-            counts={r.target.platform: len(r.packages) for r in resolutions},
-            versions={n: " | ".join(sorted(v)) for n, v in sorted(versions.items())},
-        ))
+        results.append(
+            LockResult(
+                env=env,
+                path=env.lock_path,
+                changed=changed,
+                counts={r.target.platform: len(r.packages) for r in resolutions},
+                versions={n: " | ".join(sorted(v)) for n, v in sorted(versions.items())},
+            )
+        )
     return results

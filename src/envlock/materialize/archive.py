@@ -26,9 +26,11 @@ def _entries(root: Path) -> list[Path]:
 
 def write_archive(root: Path, dest: Path) -> str:
     """Write ``dest`` (the tree's contents at the archive root); returns its sha256."""
-    with dest.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw,
-                                                 mtime=0, compresslevel=6) as gz, \
-            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+    with (
+        dest.open("wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
         for path in _entries(root):
             rel = path.relative_to(root).as_posix()
             st = path.lstat()

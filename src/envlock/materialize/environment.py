@@ -51,8 +51,9 @@ class MaterializeResult:
     compiled: bool
 
 
-def wheels_for(store: ArtifactStore, lock: LoadedLock, target: Target,
-               fetch_hint: str) -> list[tuple[Artifact, Path, str]]:
+def wheels_for(
+    store: ArtifactStore, lock: LoadedLock, target: Target, fetch_hint: str
+) -> list[tuple[Artifact, Path, str]]:
     """(artifact, wheel file, cache key) for every package of the target; all or an error."""
     out: list[tuple[Artifact, Path, str]] = []
     missing: list[str] = []
@@ -73,8 +74,9 @@ def wheels_for(store: ArtifactStore, lock: LoadedLock, target: Target,
             else:
                 out.append((art, wheel, "built-" + art.sha256))
     if missing:
-        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5
-                                           else "")
+        shown = ", ".join(missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
         raise MissingArtifactsError(
             f"{len(missing)} artifact(s) for {target.platform} are not in the cache: {shown}",
             hint=f"run `{fetch_hint}` (materialize never uses the network)",
@@ -116,8 +118,9 @@ def materialize(
     pool = ThreadPoolExecutor(max_workers=WORKERS)
     try:
         on_phase("unpacking")
-        trees = list(pool.map(
-            lambda w: unpacked(store, w[1], w[2], w[0].name, w[0].version), wheels))
+        trees = list(
+            pool.map(lambda w: unpacked(store, w[1], w[2], w[0].name, w[0].version), wheels)
+        )
         on_phase("installing")
         linker = Linker(link_mode)
 
@@ -172,8 +175,12 @@ def _overlapping(trees: Sequence[UnpackedWheel]) -> bool:
     seen: set[str] = set()
     for tree in trees:
         prefix = tree.data_dir + "/"
-        paths = {r.path[len(prefix):].replace("platlib/", "purelib/", 1)
-                 if r.path.startswith(prefix) else "purelib/" + r.path for r in tree.records}
+        paths = {
+            r.path[len(prefix) :].replace("platlib/", "purelib/", 1)
+            if r.path.startswith(prefix)
+            else "purelib/" + r.path
+            for r in tree.records
+        }
         if not seen.isdisjoint(paths):
             return True
         seen |= paths
@@ -185,8 +192,9 @@ def _replace_dir(staging: Path, output: Path) -> None:
         try:
             os.replace(staging, output)
         except OSError:  # another process put something there meanwhile
-            raise UsageError(f"{output} appeared while building",
-                             hint="pass --force to replace it") from None
+            raise UsageError(
+                f"{output} appeared while building", hint="pass --force to replace it"
+            ) from None
         return
     old = output.with_name(f".{output.name}.old-{os.getpid()}")
     os.replace(output, old)
@@ -247,8 +255,9 @@ hash -r 2>/dev/null
 """
 
 
-def _write_meta(root: Path, lock: LoadedLock, target: Target, base: BasePython,
-                artifacts: Sequence[Artifact]) -> None:
+def _write_meta(
+    root: Path, lock: LoadedLock, target: Target, base: BasePython, artifacts: Sequence[Artifact]
+) -> None:
     meta = {
         "envlock": __version__,
         "lock": lock.path.name,
@@ -271,8 +280,23 @@ def _compile(root: Path, layout: Layout, target: Target) -> bool:
     # checked-hash pycs and a fixed path prefix keep the output independent of when and where
     # it was built (reproducible archives) and valid after the tree moves.
     subprocess.run(
-        [python.executable, "-I", "-m", "compileall", "-q", "-j", "0",
-         "--invalidation-mode", "checked-hash", "-s", str(root), "-p", "/", str(site)],
-        check=False, capture_output=True,
+        [
+            python.executable,
+            "-I",
+            "-m",
+            "compileall",
+            "-q",
+            "-j",
+            "0",
+            "--invalidation-mode",
+            "checked-hash",
+            "-s",
+            str(root),
+            "-p",
+            "/",
+            str(site),
+        ],
+        check=False,
+        capture_output=True,
     )
     return True

@@ -48,8 +48,9 @@ class Linker:
         shutil.copymode(source, dest)
 
 
-def install_wheel(wheel: UnpackedWheel, env_root: Path, layout: Layout, linker: Linker,
-                  project: str) -> list[str]:
+def install_wheel(
+    wheel: UnpackedWheel, env_root: Path, layout: Layout, linker: Linker, project: str
+) -> list[str]:
     """Place a wheel's files under ``env_root``; returns the env-relative paths it wrote."""
     # Hot path (thousands of files per environment): plain strings and os calls, no pathlib.
     site = layout.site_packages
@@ -67,7 +68,7 @@ def install_wheel(wheel: UnpackedWheel, env_root: Path, layout: Layout, linker: 
 
     for row in wheel.records:
         if row.path.startswith(data_prefix):
-            key, _, rest = row.path[len(data_prefix):].partition("/")
+            key, _, rest = row.path[len(data_prefix) :].partition("/")
             base = layout.scheme(key, project)
             if base is None or not rest:
                 raise IntegrityError(f"{wheel.dist_info}: unknown .data directory {key!r}")
@@ -97,8 +98,11 @@ def install_wheel(wheel: UnpackedWheel, env_root: Path, layout: Layout, linker: 
         except ValueError as exc:
             raise IntegrityError(f"{wheel.dist_info}: {exc}") from None
         for name, module, attr in eps:
-            scripts = (windows_launchers(name, module, attr) if layout.windows
-                       else {name: posix_launcher(module, attr)})
+            scripts = (
+                windows_launchers(name, module, attr)
+                if layout.windows
+                else {name: posix_launcher(module, attr)}
+            )
             for filename, data in scripts.items():
                 rel = f"{layout.scripts}/{filename}"
                 ensure_parent(rel)
@@ -123,7 +127,7 @@ def install_wheel(wheel: UnpackedWheel, env_root: Path, layout: Layout, linker: 
 def _relative_to_site(rel: str, site: str, up: str) -> str:
     """RECORD paths are relative to site-packages: ``../../../bin/x`` for scripts."""
     if rel.startswith(site + "/"):
-        return rel[len(site) + 1:]
+        return rel[len(site) + 1 :]
     return up + rel
 
 

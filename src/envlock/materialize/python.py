@@ -37,8 +37,9 @@ class BasePython:
 def probe(executable: str) -> dict[str, str] | None:
     """Version and real path of a runnable interpreter, None if it cannot run here."""
     try:
-        out = subprocess.run([executable, "-I", "-c", _PROBE], capture_output=True, text=True,
-                             timeout=30, check=True).stdout
+        out = subprocess.run(
+            [executable, "-I", "-c", _PROBE], capture_output=True, text=True, timeout=30, check=True
+        ).stdout
         info: dict[str, str] = json.loads(out)
         return info
     except (OSError, subprocess.SubprocessError, ValueError):
@@ -46,7 +47,7 @@ def probe(executable: str) -> dict[str, str] | None:
 
 
 def _matches(version: str, wanted: str) -> bool:
-    """"3.11.7" matches "3.11" and "3.11.7"."""
+    """ "3.11.7" matches "3.11" and "3.11.7"."""
     return version == wanted or (wanted.count(".") == 1 and version.startswith(wanted + "."))
 
 
@@ -66,8 +67,11 @@ def find_host_python(wanted: str) -> BasePython | None:
         # envlock itself runs on a suitable interpreter: no need to start another to ask.
         return running
     candidates = [sys.executable, shutil.which(f"python{minor}"), shutil.which("python3")]
-    candidates += [f"/usr/bin/python{minor}", f"/usr/local/bin/python{minor}",
-                   f"/opt/homebrew/bin/python{minor}"]
+    candidates += [
+        f"/usr/bin/python{minor}",
+        f"/usr/local/bin/python{minor}",
+        f"/opt/homebrew/bin/python{minor}",
+    ]
     # pyenv's shims only run the versions selected for the current directory: look behind them.
     pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
     candidates += sorted(str(p) for p in pyenv_root.glob(f"versions/{minor}*/bin/python{minor}"))
@@ -111,8 +115,11 @@ def resolve_base_python(target: Target, option: str | None) -> BasePython:
             raise UsageError(f"--base-python must be an absolute path, got {option!r}")
     if is_host and os.path.exists(option):
         running = _running()
-        if running is not None and os.path.realpath(option) == os.path.realpath(
-                running.executable) and _matches(running.version, wanted):
+        if (
+            running is not None
+            and os.path.realpath(option) == os.path.realpath(running.executable)
+            and _matches(running.version, wanted)
+        ):
             return BasePython(option, running.version, windows=False)
         info = probe(option)
         if info is None:

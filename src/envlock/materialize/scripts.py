@@ -12,8 +12,8 @@ import re
 
 POSIX_PROLOGUE = (
     "#!/bin/sh\n"
-    "'''exec' \"$(dirname -- \"$(realpath -- \"$0\" 2>/dev/null || echo \"$0\")\")/python\" "
-    "\"$0\" \"$@\"\n"
+    '\'\'\'exec\' "$(dirname -- "$(realpath -- "$0" 2>/dev/null || echo "$0")")/python" '
+    '"$0" "$@"\n'
     "' '''\n"
 )
 

@@ -57,7 +57,8 @@ def verify(env_dir: Path, lock: LoadedLock | None) -> Report:
         if lock.sha256 != meta.get("lock-sha256"):
             report.problems.append(
                 f"built from a different lock ({meta.get('lock')} sha256 "
-                f"{str(meta.get('lock-sha256'))[:12]}…), not {lock.path.name}")
+                f"{str(meta.get('lock-sha256'))[:12]}…), not {lock.path.name}"
+            )
         target = lock.target(platform)
         expected: dict[str, str] = {a.name: a.version for a in lock.artifacts(target)}
     else:
@@ -77,8 +78,7 @@ def verify(env_dir: Path, lock: LoadedLock | None) -> Report:
         if name not in installed:
             report.problems.append(f"missing package {name} {version}")
         elif not _same_version(installed[name][0], version):
-            report.problems.append(
-                f"{name} is {installed[name][0]}, the lock says {version}")
+            report.problems.append(f"{name} is {installed[name][0]}, the lock says {version}")
     for name in sorted(set(installed) - set(expected)):
         report.problems.append(f"extra package {name} {installed[name][0]}")
     report.packages = len(installed)

@@ -40,13 +40,16 @@ class Resolution:
     packages: Mapping[NormalizedName, ResolvedPackage]
 
 
-def resolve(env: EnvironmentSpec, target: Target, index: PackageIndex,
-            options: ResolveOptions, stats: Stats | None = None) -> Resolution:
+def resolve(
+    env: EnvironmentSpec,
+    target: Target,
+    index: PackageIndex,
+    options: ResolveOptions,
+    stats: Stats | None = None,
+) -> Resolution:
     """Resolve ``env``'s dependencies for ``target``; raises ResolutionError when impossible."""
     provider = Provider(target, index, options, stats)
-    roots = [
-        Req.from_requirement(r) for r in env.requirements if target.marker_matches(r.marker)
-    ]
+    roots = [Req.from_requirement(r) for r in env.requirements if target.marker_matches(r.marker)]
     for root in roots:
         provider.speculate([root.name], root.extras)
     resolver: resolvelib.Resolver = resolvelib.Resolver(provider, resolvelib.BaseReporter())  # type: ignore[type-arg]
@@ -69,8 +72,11 @@ def resolve(env: EnvironmentSpec, target: Target, index: PackageIndex,
     return Resolution(target, dict(sorted(packages.items())))
 
 
-def _explain(causes: Collection[resolvelib.structs.RequirementInformation],  # type: ignore[type-arg]
-             provider: Provider, target: Target) -> ResolutionError:
+def _explain(
+    causes: Collection[resolvelib.structs.RequirementInformation],  # type: ignore[type-arg]
+    provider: Provider,
+    target: Target,
+) -> ResolutionError:
     where = target.label
     names = {c.requirement.name for c in causes}
     # A missing project or one without a usable file is the whole story: say that first.
@@ -89,11 +95,15 @@ def _explain(causes: Collection[resolvelib.structs.RequirementInformation],  # t
     python_causes = [c for c in causes if c.requirement.name == PYTHON]
     for c in python_causes:
         if c.parent is not None:
-            lines.append(f"{c.parent} requires {c.requirement.text}, "
-                         f"but the target Python is {target.python_full_version}")
+            lines.append(
+                f"{c.parent} requires {c.requirement.text}, "
+                f"but the target Python is {target.python_full_version}"
+            )
     if python_causes and len(python_causes) == len(causes):
-        return ResolutionError(f"cannot resolve for {where}: " + "; ".join(lines),
-                               hint="lock for a newer Python or pin an older release")
+        return ResolutionError(
+            f"cannot resolve for {where}: " + "; ".join(lines),
+            hint="lock for a newer Python or pin an older release",
+        )
     by_name: dict[str, list[str]] = {}
     for c in causes:
         if c.requirement.name == PYTHON:
@@ -102,8 +112,11 @@ def _explain(causes: Collection[resolvelib.structs.RequirementInformation],  # t
         by_name.setdefault(c.requirement.name, []).append(f"{who} requires {c.requirement.text}")
     for name, reasons in sorted(by_name.items()):
         extra = _rejection_note(provider.rejections.get(name))
-        lines.append(f"no version of {name} satisfies all of: " + "; ".join(sorted(set(reasons)))
-                     + (f" ({extra})" if extra else ""))
+        lines.append(
+            f"no version of {name} satisfies all of: "
+            + "; ".join(sorted(set(reasons)))
+            + (f" ({extra})" if extra else "")
+        )
     message = f"cannot resolve for {where}:\n  " + "\n  ".join(lines)
     return ResolutionError(message, hint="relax one of these requirements")
 
@@ -112,16 +125,22 @@ def _no_wheel(name: str, rej: Rejections, target: Target) -> ResolutionError:
     floor = _floor_that_would_fit(rej.wheel_tags, target)
     if floor is not None:
         key, value = floor
-        hint = (f"{name} has {target.platform} wheels only for a newer OS: set "
-                f'[platform-tags] {key} = "{value}" in the spec if your machines have it')
+        hint = (
+            f"{name} has {target.platform} wheels only for a newer OS: set "
+            f'[platform-tags] {key} = "{value}" in the spec if your machines have it'
+        )
     elif rej.sdist_only and not rej.wheel_tags:
-        hint = (f"{name} {rej.sdist_only[0]} has only a source distribution: add {name!r} to "
-                "allow-sdist in the spec, or pin a version that has wheels")
+        hint = (
+            f"{name} {rej.sdist_only[0]} has only a source distribution: add {name!r} to "
+            "allow-sdist in the spec, or pin a version that has wheels"
+        )
     else:
         tags = ", ".join(sorted(rej.wheel_tags)[:6]) or "none"
-        hint = (f"its wheels are for: {tags}; pin a version with a {target.platform} wheel"
-                + (f", add {name!r} to allow-sdist" if rej.sdist_only else "")
-                + ", or drop this platform")
+        hint = (
+            f"its wheels are for: {tags}; pin a version with a {target.platform} wheel"
+            + (f", add {name!r} to allow-sdist" if rej.sdist_only else "")
+            + ", or drop this platform"
+        )
     return ResolutionError(f"no wheel of {name} for {target.label}", hint=hint)
 
 

@@ -108,8 +108,13 @@ class ResolveOptions:
 class Provider(AbstractProvider):  # type: ignore[type-arg]
     """Answers resolvelib's questions for one target."""
 
-    def __init__(self, target: Target, index: PackageIndex, options: ResolveOptions,
-                 stats: Stats | None = None) -> None:
+    def __init__(
+        self,
+        target: Target,
+        index: PackageIndex,
+        options: ResolveOptions,
+        stats: Stats | None = None,
+    ) -> None:
         self.target = target
         self.index = index
         self.options = options
@@ -119,8 +124,9 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         self.rejections: dict[str, Rejections] = {}
         self.missing: set[str] = set()
         self.empty: set[str] = set()  # projects whose last candidate search found nothing
-        self._evaluated: dict[tuple[str, Version, bool],
-                              Candidate | tuple[str, tuple[str, ...]]] = {}
+        self._evaluated: dict[
+            tuple[str, Version, bool], Candidate | tuple[str, tuple[str, ...]]
+        ] = {}
         self._python_checks: dict[SpecifierSet, bool] = {}
         self._speculated: set[str] = set()
         self._spec_lock = threading.Lock()
@@ -129,27 +135,36 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
     def identify(self, requirement_or_candidate: Req | Candidate) -> str:
         return requirement_or_candidate.identifier
 
-    def get_preference(self, identifier: str, resolutions: Mapping[str, Candidate],
-                       candidates: Mapping[str, Iterator[Candidate]],
-                       information: Mapping[str, Iterator[RequirementInformation[Req, Candidate]]],
-                       backtrack_causes: Sequence[RequirementInformation[Req, Candidate]],
-                       ) -> Any:
+    def get_preference(
+        self,
+        identifier: str,
+        resolutions: Mapping[str, Candidate],
+        candidates: Mapping[str, Iterator[Candidate]],
+        information: Mapping[str, Iterator[RequirementInformation[Req, Candidate]]],
+        backtrack_causes: Sequence[RequirementInformation[Req, Candidate]],
+    ) -> Any:
         infos = list(information[identifier])
         pinned = any(info.requirement.pinned for info in infos)
         direct = any(info.parent is None for info in infos)
         conflicted = any(c.requirement.name == identifier.split("[")[0] for c in backtrack_causes)
         return (identifier != PYTHON, not conflicted, not pinned, not direct, identifier)
 
-    def find_matches(self, identifier: str, requirements: Mapping[str, Iterator[Req]],
-                     incompatibilities: Mapping[str, Iterator[Candidate]],
-                     ) -> list[Candidate] | Callable[[], Iterator[Candidate]]:
+    def find_matches(
+        self,
+        identifier: str,
+        requirements: Mapping[str, Iterator[Req]],
+        incompatibilities: Mapping[str, Iterator[Candidate]],
+    ) -> list[Candidate] | Callable[[], Iterator[Candidate]]:
         reqs = list(requirements[identifier])
         bad = {c.version for c in incompatibilities[identifier]}
         if identifier == PYTHON:
             python = Candidate(PYTHON, self.python_version)
-            return [python] if python.version not in bad and all(
-                r.specifier.contains(python.version, prereleases=True) for r in reqs
-            ) else []
+            return (
+                [python]
+                if python.version not in bad
+                and all(r.specifier.contains(python.version, prereleases=True) for r in reqs)
+                else []
+            )
         name = reqs[0].name if reqs else identifier.split("[")[0]
         extras: frozenset[NormalizedName] = frozenset().union(*(r.extras for r in reqs))
 
@@ -181,14 +196,21 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
             meta = self.index.metadata(candidate.file)
         except MetadataError as exc:
             self.rejections.setdefault(candidate.name, Rejections()).bad_metadata[
-                candidate.version] = str(exc)
+                candidate.version
+            ] = str(exc)
             # An impossible requirement makes resolvelib drop this candidate and backtrack.
             return [Req(PYTHON, frozenset(), SpecifierSet("<0"), f"usable metadata of {candidate}")]
         deps: list[Req] = []
         if candidate.extras:
             # The extra-candidate depends on its base project at the very same version.
-            deps.append(Req(candidate.name, frozenset(), SpecifierSet(f"=={candidate.version}"),
-                            f"{candidate.name}=={candidate.version}"))
+            deps.append(
+                Req(
+                    candidate.name,
+                    frozenset(),
+                    SpecifierSet(f"=={candidate.version}"),
+                    f"{candidate.name}=={candidate.version}",
+                )
+            )
         rp = meta.requires_python or candidate.requires_python
         if rp is not None:
             deps.append(Req(PYTHON, frozenset(), rp, f"Python{rp}"))
@@ -220,8 +242,7 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         with contextlib.suppress(Exception):
             self._speculate_from_page(extras, fut)
 
-    def _speculate_from_page(self, extras: frozenset[str],
-                             fut: Future[ProjectPage | None]) -> None:
+    def _speculate_from_page(self, extras: frozenset[str], fut: Future[ProjectPage | None]) -> None:
         if fut.cancelled() or fut.exception() is not None:
             return
         page = fut.result()
@@ -235,7 +256,8 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
             result = self._evaluate(page.name, version, page, False)
             if isinstance(result, Candidate) and result.file is not None:
                 self.index.prefetch_metadata(result.file).add_done_callback(
-                    partial(self._on_metadata, extras))
+                    partial(self._on_metadata, extras)
+                )
                 return
 
     def _on_metadata(self, extras: frozenset[str], fut: Future[CoreMetadata]) -> None:
@@ -243,8 +265,9 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
             return
         meta = fut.result()
         with contextlib.suppress(Exception):
-            self.speculate(r.name for r in meta.requires_dist
-                           if self.target.marker_matches(r.marker, extras))
+            self.speculate(
+                r.name for r in meta.requires_dist if self.target.marker_matches(r.marker, extras)
+            )
 
     # -- candidates -----------------------------------------------------------------------
     def _candidates(self, name: str, reqs: Sequence[Req]) -> Iterator[Candidate]:
@@ -256,7 +279,9 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
             return
         rej = self.rejections[name] = Rejections()
         pinned = {
-            Version(s.version) for r in reqs for s in r.specifier
+            Version(s.version)
+            for r in reqs
+            for s in r.specifier
             if s.operator in ("==", "===") and "*" not in s.version
         }
         allow_pre = self.options.prerelease == "allow" or any(
@@ -286,8 +311,9 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         if not found:
             self.empty.add(name)
 
-    def _evaluate(self, name: str, version: Version, page: ProjectPage,
-                  pinned: bool) -> Candidate | tuple[str, tuple[str, ...]]:
+    def _evaluate(
+        self, name: str, version: Version, page: ProjectPage, pinned: bool
+    ) -> Candidate | tuple[str, tuple[str, ...]]:
         """The candidate of one version, or why there is none (memoised: files never change)."""
         key = (name, version, pinned)
         cached = self._evaluated.get(key)
@@ -296,8 +322,9 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
             self._evaluated[key] = cached
         return cached
 
-    def _evaluate_files(self, name: str, version: Version, files: Sequence[DistFile],
-                        pinned: bool) -> Candidate | tuple[str, tuple[str, ...]]:
+    def _evaluate_files(
+        self, name: str, version: Version, files: Sequence[DistFile], pinned: bool
+    ) -> Candidate | tuple[str, tuple[str, ...]]:
         if self.options.exclude_newer is not None:
             cutoff = self.options.exclude_newer
             files = [f for f in files if f.upload_time is not None and f.upload_time <= cutoff]
@@ -307,8 +334,9 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
             files = [f for f in files if not f.yanked]
             if not files:
                 return "yanked", ()
-        usable = [f for f in files if f.requires_python is None
-                  or self._python_ok(f.requires_python)]
+        usable = [
+            f for f in files if f.requires_python is None or self._python_ok(f.requires_python)
+        ]
         if not usable:
             return "requires_python", ()
         chosen = self.best_file(usable)
