@@ -1,6 +1,29 @@
-"""The one error hierarchy: every expected failure carries an exit code and a one-line message."""
+"""The one error hierarchy: every expected failure is one line (plus a hint) and an exit code.
+
+::
+
+    EnvlockError                 exit 1   base: ``str(err)`` is the one-line message
+    ├── UsageError               exit 2   the command was called wrongly
+    │   └── SpecError            exit 2   envlock.toml (or a flag's value) is invalid
+    ├── ResolutionError          exit 1   no set of packages satisfies the spec for a target
+    ├── StaleLockError           exit 1   a lock is missing, stale, or no longer matches its index
+    ├── MissingArtifactsError    exit 1   the cache lacks what an offline build needs
+    ├── BuildError               exit 1   a locked sdist could not be built into a wheel
+    ├── NetworkError             exit 3   an index or file host is unreachable or answered an error
+    │   ├── IndexPageError       exit 3   an index answered with something that is not a valid page
+    │   └── InsecureTransport    exit 3   plain HTTP to a non-loopback host, or an HTTPS downgrade
+    └── IntegrityError           exit 4   bytes differ from what they were promised (hash, size,
+                                          metadata), or a wheel is unsafe to install
+
+The CLI catches ``EnvlockError`` in one place (``envlock.cli.app.main``), prints ``error: …`` and
+the hint, and exits with ``exit_code``; anything else is reported as an internal error (exit 70).
+"""
 
 from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_INTERRUPTED = 130
+EXIT_INTERNAL = 70
 
 
 class EnvlockError(Exception):
@@ -17,28 +40,30 @@ class EnvlockError(Exception):
         return self.message
 
 
-class SpecError(EnvlockError):
-    """The spec (or a command-line value) is invalid."""
-
-    exit_code = 2
-
-
 class UsageError(EnvlockError):
     """The command was called wrongly."""
 
     exit_code = 2
 
 
+class SpecError(UsageError):
+    """The spec (or a command-line value) is invalid."""
+
+
 class ResolutionError(EnvlockError):
     """No set of packages satisfies the requirements for a target."""
 
-    exit_code = 1
-
 
 class StaleLockError(EnvlockError):
-    """The lock is missing or does not match the spec."""
+    """The lock is missing, does not match the spec, or no longer matches its index."""
 
-    exit_code = 1
+
+class MissingArtifactsError(EnvlockError):
+    """The cache lacks artifacts the environment needs (run ``envlock fetch``)."""
+
+
+class BuildError(EnvlockError):
+    """A locked sdist could not be turned into a wheel for a target."""
 
 
 class NetworkError(EnvlockError):
@@ -47,7 +72,15 @@ class NetworkError(EnvlockError):
     exit_code = 3
 
 
-class IntegrityError(EnvlockError):
-    """A downloaded file does not match the hash it was promised to have."""
+class IndexPageError(NetworkError):
+    """An index answered with a page that is malformed or speaks an unsupported API version."""
 
-    exit_code = 3
+
+class InsecureTransport(NetworkError):
+    """A request would go over plain HTTP to a host not trusted for it, or downgrade HTTPS."""
+
+
+class IntegrityError(EnvlockError):
+    """Bytes differ from what they were promised (hash, size, metadata), or a wheel is unsafe."""
+
+    exit_code = 4

@@ -1,71 +1,120 @@
 """Target platforms: ``"linux-64"`` + Python -> :class:`Target` (marker environment, ordered tags).
 
-Pure: nothing here looks at the host except :func:`host_platform`.
+Pure: nothing here looks at the host except :func:`host_platform`. Platform facts live in one
+table of frozen :class:`Platform` records; nobody re-derives them from name prefixes.
 """
 
 from __future__ import annotations
 
-import platform
+import platform as _host
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cached_property
+from typing import Any, Literal
 
-from packaging.markers import Marker
+from packaging.markers import Environment, Marker
 from packaging.tags import Tag, compatible_tags, cpython_tags, mac_platforms
 
-# name -> (sys_platform, platform_system, os_name, platform_machine, tag arch)
-_PLATFORMS: dict[str, tuple[str, str, str, str, str]] = {
-    "linux-64": ("linux", "Linux", "posix", "x86_64", "x86_64"),
-    "linux-aarch64": ("linux", "Linux", "posix", "aarch64", "aarch64"),
-    "osx-64": ("darwin", "Darwin", "posix", "x86_64", "x86_64"),
-    "osx-arm64": ("darwin", "Darwin", "posix", "arm64", "arm64"),
-    "win-64": ("win32", "Windows", "nt", "AMD64", "amd64"),
+OsKind = Literal["linux", "macos", "windows"]
+
+
+@dataclass(frozen=True)
+class Platform:
+    """What a conda-style platform name stands for: marker values and the wheel-tag arch."""
+
+    name: str
+    os: OsKind
+    sys_platform: str
+    platform_system: str
+    os_name: str
+    machine: str  # platform_machine as Python reports it there
+    arch: str  # the architecture part of wheel platform tags
+
+    @property
+    def windows(self) -> bool:
+        return self.os == "windows"
+
+    @property
+    def marker(self) -> str:
+        """The marker that tells this platform apart from the others (used in locks)."""
+        return f"sys_platform == '{self.sys_platform}' and platform_machine == '{self.machine}'"
+
+    @property
+    def description(self) -> str:
+        """``linux x86_64``, ``macOS arm64``, ``Windows x86_64`` (for messages)."""
+        system = {"linux": "Linux", "macos": "macOS", "windows": "Windows"}[self.os]
+        return f"{system} {self.machine.lower() if self.windows else self.machine}".replace(
+            "amd64", "x86_64"
+        )
+
+
+PLATFORMS: Mapping[str, Platform] = {
+    p.name: p
+    for p in (
+        Platform("linux-64", "linux", "linux", "Linux", "posix", "x86_64", "x86_64"),
+        Platform("linux-aarch64", "linux", "linux", "Linux", "posix", "aarch64", "aarch64"),
+        Platform("osx-64", "macos", "darwin", "Darwin", "posix", "x86_64", "x86_64"),
+        Platform("osx-arm64", "macos", "darwin", "Darwin", "posix", "arm64", "arm64"),
+        Platform("win-64", "windows", "win32", "Windows", "nt", "AMD64", "amd64"),
+    )
 }
-PLATFORM_NAMES: tuple[str, ...] = tuple(_PLATFORMS)
+PLATFORM_NAMES: tuple[str, ...] = tuple(PLATFORMS)
 
 # PEP 600 legacy names and the glibc version each one stands for.
-_LEGACY_MANYLINUX = {(2, 17): "manylinux2014", (2, 12): "manylinux2010", (2, 5): "manylinux1"}
+LEGACY_MANYLINUX = {(2, 17): "manylinux2014", (2, 12): "manylinux2010", (2, 5): "manylinux1"}
 # The oldest glibc a manylinux wheel can claim per architecture (aarch64 began with 2014).
 _GLIBC_MIN = {"x86_64": 5, "aarch64": 17}
+# macOS on Apple silicon starts at 11.0.
+_MACOS_ARM64_MIN = (11, 0)
 
 
-def _dotted(pair: tuple[int, int]) -> str:
+def dotted(pair: tuple[int, int]) -> str:
+    """``(2, 28)`` -> ``"2.28"``."""
     return f"{pair[0]}.{pair[1]}"
 
 
 @dataclass(frozen=True)
 class PlatformOptions:
-    """Tag floors and opt-ins from ``[platform-tags]`` in the spec."""
+    """Tag floors and opt-ins from ``[platform-tags]`` in the spec.
+
+    The defaults are pip's and uv's: glibc 2.28 (uv's default manylinux target), macOS 13.0 (the
+    oldest macOS Apple still supports, uv's default), and the legacy manylinux spellings
+    accepted within the glibc floor (PEP 600).
+    """
 
     glibc: tuple[int, int] = (2, 28)
-    macos_x86_64: tuple[int, int] = (10, 13)
-    macos_arm64: tuple[int, int] = (11, 0)
+    macos_x86_64: tuple[int, int] = (13, 0)
+    macos_arm64: tuple[int, int] = (13, 0)
     musllinux: tuple[int, int] | None = None
-    manylinux_legacy_aliases: bool = False
+    manylinux_legacy_aliases: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "glibc": _dotted(self.glibc),
-            "macos-x86_64": _dotted(self.macos_x86_64),
-            "macos-arm64": _dotted(self.macos_arm64),
+            "glibc": dotted(self.glibc),
+            "macos-x86_64": dotted(self.macos_x86_64),
+            "macos-arm64": dotted(self.macos_arm64),
         }
         if self.musllinux:
-            out["musllinux"] = _dotted(self.musllinux)
-        if self.manylinux_legacy_aliases:
-            out["manylinux-legacy-aliases"] = True
+            out["musllinux"] = dotted(self.musllinux)
+        if not self.manylinux_legacy_aliases:
+            out["manylinux-legacy-aliases"] = False
         return out
 
-    def floor_for(self, platform_name: str) -> str:
+    def macos_floor(self, arch: str) -> tuple[int, int]:
+        if arch == "arm64":
+            return max(self.macos_arm64, _MACOS_ARM64_MIN)
+        return self.macos_x86_64
+
+    def floor_for(self, platform: Platform) -> str:
         """A short human description of the tag floor used for a platform."""
-        if platform_name.startswith("linux"):
-            text = "glibc " + _dotted(self.glibc)
+        if platform.os == "linux":
+            text = "glibc " + dotted(self.glibc)
             if self.musllinux:
-                text += ", musl " + _dotted(self.musllinux)
+                text += ", musl " + dotted(self.musllinux)
             return text
-        if platform_name == "osx-64":
-            return "macOS " + _dotted(self.macos_x86_64)
-        if platform_name == "osx-arm64":
-            return "macOS " + _dotted(max(self.macos_arm64, (11, 0)))
+        if platform.os == "macos":
+            return "macOS " + dotted(self.macos_floor(platform.arch))
         return "any"
 
 
@@ -76,6 +125,10 @@ class Target:
     platform: str
     python: str
     options: PlatformOptions = field(default_factory=PlatformOptions)
+
+    @property
+    def platform_info(self) -> Platform:
+        return PLATFORMS[self.platform]
 
     @property
     def python_full_version(self) -> str:
@@ -103,60 +156,68 @@ class Target:
         return f"{self.platform} / {self.abi}"
 
     @property
-    def environment(self) -> dict[str, str]:
+    def environment(self) -> Environment:
         """The PEP 508 marker environment of this target (not of the host)."""
-        sys_platform, system, os_name, machine, _ = _PLATFORMS[self.platform]
+        p = self.platform_info
         return {
             "implementation_name": "cpython",
             "implementation_version": self.python_full_version,
-            "os_name": os_name,
-            "platform_machine": machine,
+            "os_name": p.os_name,
+            "platform_machine": p.machine,
             "platform_python_implementation": "CPython",
             "platform_release": "",
-            "platform_system": system,
+            "platform_system": p.platform_system,
             "platform_version": "",
             "python_full_version": self.python_full_version,
             "python_version": self.python_version,
-            "sys_platform": sys_platform,
+            "sys_platform": p.sys_platform,
         }
 
     @property
     def marker(self) -> str:
-        """The marker that tells this platform apart from the others (used in the lock)."""
-        sys_platform, _, _, machine, _ = _PLATFORMS[self.platform]
-        return f"sys_platform == '{sys_platform}' and platform_machine == '{machine}'"
+        return self.platform_info.marker
 
     @property
     def sys_platform(self) -> str:
-        return _PLATFORMS[self.platform][0]
+        return self.platform_info.sys_platform
 
-    @property
+    @cached_property
     def platform_tags(self) -> tuple[str, ...]:
         """Platform part of wheel tags, most specific first."""
-        arch = _PLATFORMS[self.platform][4]
-        if self.platform.startswith("linux"):
-            return tuple(_linux_platforms(arch, self.options))
-        if self.platform.startswith("osx"):
-            floor = self.options.macos_x86_64 if arch == "x86_64" else self.options.macos_arm64
-            if arch == "arm64":
-                floor = max(floor, (11, 0))
-            return tuple(mac_platforms(floor, arch))
+        p = self.platform_info
+        if p.os == "linux":
+            return tuple(_linux_platforms(p.arch, self.options))
+        if p.os == "macos":
+            return tuple(mac_platforms(self.options.macos_floor(p.arch), p.arch))
         return ("win_amd64",)
 
-    @property
+    @cached_property
     def tags(self) -> tuple[Tag, ...]:
         """Every wheel tag this target accepts, best first (the order of ``sys_tags()``)."""
         return _tags(self.python_tuple, self.abi, self.platform_tags)
+
+    @cached_property
+    def tag_set(self) -> frozenset[Tag]:
+        return frozenset(self.tags)
+
+    @cached_property
+    def _marker_memo(self) -> dict[tuple[str, frozenset[str]], bool]:
+        return {}
 
     def marker_matches(self, marker: Marker | None, extras: frozenset[str] = frozenset()) -> bool:
         """Evaluate a requirement marker for this target, with the given extras active."""
         if marker is None:
             return True
-        env: dict[str, str] = dict(self.environment)
-        if not extras:
-            env["extra"] = ""
-            return marker.evaluate(env)
-        return any(marker.evaluate({**env, "extra": e}) for e in extras)
+        key = (str(marker), extras)
+        found = self._marker_memo.get(key)
+        if found is None:
+            env: dict[str, str] = {k: str(v) for k, v in self.environment.items()}
+            if extras:
+                found = any(marker.evaluate({**env, "extra": e}) for e in extras)
+            else:
+                found = marker.evaluate({**env, "extra": ""})
+            self._marker_memo[key] = found
+        return found
 
 
 def _tags(python: tuple[int, int], abi: str, platforms: tuple[str, ...]) -> tuple[Tag, ...]:
@@ -170,7 +231,7 @@ def _linux_platforms(arch: str, options: PlatformOptions) -> list[str]:
     out: list[str] = []
     for minor in range(floor_minor, _GLIBC_MIN[arch] - 1, -1):
         out.append(f"manylinux_{major}_{minor}_{arch}")
-        legacy = _LEGACY_MANYLINUX.get((major, minor))
+        legacy = LEGACY_MANYLINUX.get((major, minor))
         if options.manylinux_legacy_aliases and legacy and (arch == "x86_64" or minor >= 17):
             out.append(f"{legacy}_{arch}")
     if options.musllinux:
@@ -181,7 +242,7 @@ def _linux_platforms(arch: str, options: PlatformOptions) -> list[str]:
 
 def host_platform() -> str:
     """The conda-style name of the machine envlock runs on (default target)."""
-    machine = platform.machine().lower()
+    machine = _host.machine().lower()
     if sys.platform.startswith("linux"):
         return "linux-aarch64" if machine in ("aarch64", "arm64") else "linux-64"
     if sys.platform == "darwin":
@@ -194,14 +255,14 @@ def host_platform() -> str:
 def describe(options: PlatformOptions) -> list[dict[str, str]]:
     """One row per known platform for ``envlock platforms``."""
     rows = []
-    for name in PLATFORM_NAMES:
+    for name, info in PLATFORMS.items():
         t = Target(name, "3.11", options)
         plats = t.platform_tags
         rows.append(
             {
                 "platform": name,
                 "markers": t.marker,
-                "floor": options.floor_for(name),
+                "floor": options.floor_for(info),
                 "best": plats[0],
                 "count": str(len(plats)),
             }

@@ -17,11 +17,17 @@ from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
-from packaging.version import InvalidVersion, Version
 
 from envlock._toml import tomllib
 from envlock.errors import SpecError
-from envlock.platforms import PLATFORM_NAMES, PlatformOptions, host_platform
+from envlock.platforms import PlatformOptions, Target, host_platform
+from envlock.spec_values import (
+    Where,
+    check_keys,
+    parse_platforms,
+    parse_timestamp,
+    platform_options,
+)
 
 DEFAULT_INDEX_URL = "https://pypi.org/simple/"
 SPEC_FILENAME = "envlock.toml"
@@ -37,20 +43,38 @@ _TOP_KEYS = {
     "index",
     "environments",
     "platform-tags",
+    "uniform-versions",
+    "insecure-hosts",
 }
-_ENV_KEYS = {"python", "platforms", "dependencies", "exclude-newer", "allow-sdist", "prerelease"}
-_INDEX_KEYS = {"name", "url"}
-_TAG_KEYS = {"glibc", "macos-x86_64", "macos-arm64", "musllinux", "manylinux-legacy-aliases"}
+_ENV_KEYS = {
+    "python",
+    "platforms",
+    "dependencies",
+    "exclude-newer",
+    "allow-sdist",
+    "prerelease",
+    "uniform-versions",
+}
+_INDEX_KEYS = {"name", "url", "packages"}
 _ENV_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _PYTHON = re.compile(r"^3\.\d+(\.\d+)?$")
 
 
 @dataclass(frozen=True)
 class Index:
-    """A package index: a name and its simple-API base URL."""
+    """A package index: a name, its simple-API base URL, and the packages pinned to it.
+
+    An index with ``packages`` serves exactly those packages and nothing else; they are never
+    taken from another index.
+    """
 
     name: str
     url: str
+    packages: frozenset[NormalizedName] = frozenset()
+
+    @property
+    def explicit(self) -> bool:
+        return bool(self.packages)
 
 
 @dataclass(frozen=True)
@@ -67,6 +91,8 @@ class EnvironmentSpec:
     prerelease: str = "disallow"
     platform_options: PlatformOptions = field(default_factory=PlatformOptions)
     spec_dir: Path = Path(".")
+    uniform_versions: bool = False
+    insecure_hosts: frozenset[str] = frozenset()
 
     @property
     def requirements(self) -> tuple[Requirement, ...]:
@@ -86,6 +112,11 @@ class EnvironmentSpec:
             return self.allow_sdist
         return canonicalize_name(name) in self.allow_sdist
 
+    @property
+    def targets(self) -> list[Target]:
+        """What this environment resolves for: one target per platform."""
+        return [Target(p, self.python, self.platform_options) for p in self.platforms]
+
     def with_platforms(self, platforms: Sequence[str]) -> EnvironmentSpec:
         return replace(self, platforms=tuple(dict.fromkeys(platforms)))
 
@@ -98,7 +129,9 @@ class EnvironmentSpec:
         payload = {
             "python": self.python,
             "dependencies": sorted(_canonical(r) for r in self.requirements),
-            "indexes": [[i.name, _strip_credentials(i.url)] for i in self.indexes],
+            "indexes": [
+                [i.name, _strip_credentials(i.url), *sorted(i.packages)] for i in self.indexes
+            ],
             "exclude-newer": self.exclude_newer.isoformat() if self.exclude_newer else None,
             "allow-sdist": (
                 self.allow_sdist if isinstance(self.allow_sdist, bool) else sorted(self.allow_sdist)
@@ -106,6 +139,8 @@ class EnvironmentSpec:
             "prerelease": self.prerelease,
             "platform-tags": self.platform_options.as_dict(),
         }
+        if self.uniform_versions:
+            payload["uniform-versions"] = True
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
         return "sha256:" + hashlib.sha256(blob).hexdigest()
 
@@ -144,14 +179,6 @@ def _strip_credentials(url: str) -> str:
     return re.sub(r"//[^/@]*@", "//", url)
 
 
-class _Ctx:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def fail(self, key: str, message: str) -> SpecError:
-        return SpecError(f"{self.path}: key '{key}': {message}")
-
-
 def load_spec(path: Path) -> Spec:
     """Read and validate a spec file."""
     try:
@@ -175,8 +202,8 @@ def load_spec(path: Path) -> Spec:
 
 def parse_spec(data: Mapping[str, Any], path: Path) -> Spec:
     """Validate a TOML document already loaded into ``data``."""
-    ctx = _Ctx(path)
-    _check_keys(ctx, data, _TOP_KEYS, "")
+    ctx = Where(path)
+    check_keys(ctx, data, _TOP_KEYS, "")
     python = _python(ctx, data.get("python"), "python")
     platforms = _platforms(ctx, data.get("platforms", [host_platform()]), "platforms")
     deps = _dependencies(ctx, data.get("dependencies", []), "dependencies")
@@ -184,7 +211,9 @@ def parse_spec(data: Mapping[str, Any], path: Path) -> Spec:
     exclude_newer = _timestamp(ctx, data.get("exclude-newer"), "exclude-newer")
     allow_sdist = _allow_sdist(ctx, data.get("allow-sdist", False), "allow-sdist")
     prerelease = _prerelease(ctx, data.get("prerelease", "disallow"), "prerelease")
-    options = _platform_options(ctx, data.get("platform-tags", {}))
+    options = platform_options(ctx, data.get("platform-tags", {}))
+    uniform = _bool(ctx, data.get("uniform-versions", False), "uniform-versions")
+    insecure = _insecure_hosts(ctx, data.get("insecure-hosts", []))
     root = EnvironmentSpec(
         name=None,
         python=python,
@@ -196,6 +225,8 @@ def parse_spec(data: Mapping[str, Any], path: Path) -> Spec:
         prerelease=prerelease,
         platform_options=options,
         spec_dir=path.parent,
+        uniform_versions=uniform,
+        insecure_hosts=insecure,
     )
     envs_raw = data.get("environments", {})
     if not isinstance(envs_raw, Mapping):
@@ -211,7 +242,7 @@ def parse_spec(data: Mapping[str, Any], path: Path) -> Spec:
             )
         if not isinstance(table, Mapping):
             raise ctx.fail(prefix, "must be a table")
-        _check_keys(ctx, table, _ENV_KEYS, prefix + ".")
+        check_keys(ctx, table, _ENV_KEYS, prefix + ".")
         envs[name] = EnvironmentSpec(
             name=name,
             python=_python(ctx, table["python"], f"{prefix}.python")
@@ -234,17 +265,15 @@ def parse_spec(data: Mapping[str, Any], path: Path) -> Spec:
             else prerelease,
             platform_options=options,
             spec_dir=path.parent,
+            uniform_versions=_bool(ctx, table["uniform-versions"], f"{prefix}.uniform-versions")
+            if "uniform-versions" in table
+            else uniform,
+            insecure_hosts=insecure,
         )
     return Spec(path=path, root=root, environments=envs)
 
 
-def _check_keys(ctx: _Ctx, table: Mapping[str, Any], allowed: set[str], prefix: str) -> None:
-    for key in table:
-        if key not in allowed:
-            raise ctx.fail(prefix + key, f"unknown key (allowed: {', '.join(sorted(allowed))})")
-
-
-def _python(ctx: _Ctx, value: Any, key: str) -> str:
+def _python(ctx: Where, value: Any, key: str) -> str:
     if value is None:
         raise ctx.fail(key, 'is required, e.g. python = "3.11"')
     if not isinstance(value, str) or not _PYTHON.match(value):
@@ -252,21 +281,13 @@ def _python(ctx: _Ctx, value: Any, key: str) -> str:
     return value
 
 
-def parse_platforms(values: Sequence[str], where: str) -> tuple[str, ...]:
-    """Validate platform names (used for the spec and for ``--platform``)."""
-    for p in values:
-        if p not in PLATFORM_NAMES:
-            raise SpecError(f"{where}: unknown platform {p!r} (known: {', '.join(PLATFORM_NAMES)})")
-    return tuple(dict.fromkeys(values))
-
-
-def _platforms(ctx: _Ctx, value: Any, key: str) -> tuple[str, ...]:
+def _platforms(ctx: Where, value: Any, key: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
         raise ctx.fail(key, 'must be a non-empty list of platform names, e.g. ["linux-64"]')
     return parse_platforms(value, f"{ctx.path}: key '{key}'")
 
 
-def _dependencies(ctx: _Ctx, value: Any, key: str) -> tuple[str, ...]:
+def _dependencies(ctx: Where, value: Any, key: str) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise ctx.fail(key, "must be a list of PEP 508 requirement strings")
     out: list[str] = []
@@ -286,7 +307,7 @@ def _dependencies(ctx: _Ctx, value: Any, key: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _indexes(ctx: _Ctx, value: Any) -> tuple[Index, ...]:
+def _indexes(ctx: Where, value: Any) -> tuple[Index, ...]:
     override = os.environ.get("ENVLOCK_INDEX_URL")
     if value is None:
         indexes = [Index("pypi", DEFAULT_INDEX_URL)]
@@ -299,39 +320,57 @@ def _indexes(ctx: _Ctx, value: Any) -> tuple[Index, ...]:
             key = f"index[{i}]"
             if not isinstance(table, Mapping):
                 raise ctx.fail(key, "must be a table with 'name' and 'url'")
-            _check_keys(ctx, table, _INDEX_KEYS, key + ".")
+            check_keys(ctx, table, _INDEX_KEYS, key + ".")
             name, url = table.get("name"), table.get("url")
             if not isinstance(name, str) or not name:
                 raise ctx.fail(f"{key}.name", "is required (a short name for the index)")
             if name in seen:
                 raise ctx.fail(f"{key}.name", f"duplicate index name {name!r}")
             seen.add(name)
-            if not isinstance(url, str) or not re.match(r"^(https?|file)://", url):
-                raise ctx.fail(f"{key}.url", "must be an http(s):// URL of a simple index")
-            indexes.append(Index(name, url))
+            if not isinstance(url, str) or not re.match(r"^(https?|file)://[^\s]*$", url):
+                raise ctx.fail(
+                    f"{key}.url", "must be an http(s):// or file:// URL of a simple index"
+                )
+            packages = _names(ctx, table.get("packages", []), f"{key}.packages")
+            for other in indexes:
+                for name_ in sorted(other.packages & packages):
+                    raise ctx.fail(
+                        f"{key}.packages",
+                        f"{name_!r} is already pinned to index {other.name!r}",
+                    )
+            indexes.append(Index(name, url, packages))
     if override:
-        indexes[0] = Index(indexes[0].name, override)
-    return tuple(Index(i.name, i.url if i.url.endswith("/") else i.url + "/") for i in indexes)
+        indexes[0] = Index(indexes[0].name, override, indexes[0].packages)
+    return tuple(
+        Index(i.name, i.url if i.url.endswith("/") else i.url + "/", i.packages) for i in indexes
+    )
 
 
-def parse_timestamp(value: str, where: str) -> datetime:
-    """An RFC 3339 timestamp (a bare date means midnight UTC)."""
-    text = value.strip()
-    try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-            ts = datetime.fromisoformat(text + "T00:00:00+00:00")
-        else:
-            ts = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise SpecError(
-            f"{where}: not an RFC 3339 timestamp: {value!r} (e.g. 2026-01-31T00:00:00Z)"
-        ) from None
-    if ts.tzinfo is None:
-        raise SpecError(f"{where}: timestamp {value!r} needs a timezone (e.g. a trailing Z)")
-    return ts.astimezone(timezone.utc)
+def _names(ctx: Where, value: Any, key: str) -> frozenset[NormalizedName]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ctx.fail(key, "must be a list of package names")
+    for v in value:
+        if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?", v):
+            raise ctx.fail(key, f"not a package name: {v!r}")
+    return frozenset(canonicalize_name(v) for v in value)
 
 
-def _timestamp(ctx: _Ctx, value: Any, key: str) -> datetime | None:
+def _bool(ctx: Where, value: Any, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise ctx.fail(key, f"must be true or false, got {value!r}")
+    return value
+
+
+def _insecure_hosts(ctx: Where, value: Any) -> frozenset[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ctx.fail("insecure-hosts", 'must be a list of host names, e.g. ["mirror.lan"]')
+    for v in value:
+        if not re.fullmatch(r"[A-Za-z0-9.\-\[\]:]+", v):
+            raise ctx.fail("insecure-hosts", f"not a host name (or host:port): {v!r}")
+    return frozenset(v.lower() for v in value)
+
+
+def _timestamp(ctx: Where, value: Any, key: str) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, date) and not isinstance(value, datetime):
@@ -345,7 +384,7 @@ def _timestamp(ctx: _Ctx, value: Any, key: str) -> datetime | None:
     return parse_timestamp(value, f"{ctx.path}: key '{key}'")
 
 
-def _allow_sdist(ctx: _Ctx, value: Any, key: str) -> frozenset[NormalizedName] | bool:
+def _allow_sdist(ctx: Where, value: Any, key: str) -> frozenset[NormalizedName] | bool:
     if isinstance(value, bool):
         return value
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
@@ -353,48 +392,7 @@ def _allow_sdist(ctx: _Ctx, value: Any, key: str) -> frozenset[NormalizedName] |
     raise ctx.fail(key, "must be true, false or a list of package names")
 
 
-def _prerelease(ctx: _Ctx, value: Any, key: str) -> str:
+def _prerelease(ctx: Where, value: Any, key: str) -> str:
     if value not in PRERELEASE_MODES:
         raise ctx.fail(key, f"must be one of {', '.join(map(repr, PRERELEASE_MODES))}")
     return str(value)
-
-
-def _version_pair(ctx: _Ctx, value: Any, key: str) -> tuple[int, int]:
-    try:
-        v = Version(str(value))
-    except InvalidVersion:
-        v = None
-    if not isinstance(value, str) or v is None or len(v.release) > 2:
-        raise ctx.fail(key, f'must be a version like "2.28", got {value!r}')
-    release = (*v.release, 0)
-    return release[0], release[1]
-
-
-def _platform_options(ctx: _Ctx, value: Any) -> PlatformOptions:
-    if not isinstance(value, Mapping):
-        raise ctx.fail("platform-tags", "must be a table")
-    _check_keys(ctx, value, _TAG_KEYS, "platform-tags.")
-    defaults = PlatformOptions()
-    legacy = value.get("manylinux-legacy-aliases", False)
-    if not isinstance(legacy, bool):
-        raise ctx.fail("platform-tags.manylinux-legacy-aliases", "must be true or false")
-    return PlatformOptions(
-        glibc=_version_pair(ctx, value["glibc"], "platform-tags.glibc")
-        if "glibc" in value
-        else defaults.glibc,
-        macos_x86_64=_version_pair(ctx, value["macos-x86_64"], "platform-tags.macos-x86_64")
-        if "macos-x86_64" in value
-        else defaults.macos_x86_64,
-        macos_arm64=_version_pair(ctx, value["macos-arm64"], "platform-tags.macos-arm64")
-        if "macos-arm64" in value
-        else defaults.macos_arm64,
-        musllinux=_version_pair(ctx, value["musllinux"], "platform-tags.musllinux")
-        if "musllinux" in value
-        else None,
-        manylinux_legacy_aliases=legacy,
-    )
-
-
-def platform_options_from(table: Mapping[str, Any], where: Path) -> PlatformOptions:
-    """Rebuild tag floors from a ``[platform-tags]``-shaped table (e.g. stored in a lock)."""
-    return _platform_options(_Ctx(where), table)

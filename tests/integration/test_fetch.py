@@ -146,7 +146,7 @@ def test_fetch_refuses_an_artifact_that_differs_from_the_lock(index, project, ca
     served.write_bytes(tampered)
 
     r = envlock(project, "fetch")
-    assert r.code == 3, (r.stdout, r.stderr)
+    assert r.code == 4, (r.stdout, r.stderr)  # integrity, not network
     errors = error_lines(r.stderr)
     assert len(errors) == 1 and bad in errors[0], r.stderr
     assert ("sha256" in errors[0]) if same_size else ("bytes" in errors[0])

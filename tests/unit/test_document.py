@@ -19,13 +19,10 @@ from packaging.version import Version
 from envlock._toml import tomllib
 from envlock.errors import StaleLockError, UsageError
 from envlock.index.simple import DistFile
-from envlock.lock.document import (
-    build_lock,
-    locked_versions,
-    requires_python,
-    target_marker,
-)
-from envlock.lock.io import HEADER, check, read_lock, render, staleness, write_lock
+from envlock.lock import lockfile
+from envlock.lock.document import build_lock, requires_python, target_marker
+from envlock.lock.lockfile import HEADER, render, write_lock
+from envlock.lock.staleness import check, staleness
 from envlock.platforms import PLATFORM_NAMES, Target
 from envlock.resolve import Resolution, ResolvedPackage
 from envlock.spec import EnvironmentSpec, Index
@@ -236,20 +233,55 @@ def test_package_requires_python_is_recorded(tmp_path: Path) -> None:
     assert "requires-python" not in next(p for p in doc["packages"] if p["name"] == "pure")
 
 
-def test_size_from_sizes_mapping_when_index_has_none(tmp_path: Path) -> None:
+def test_size_from_digests_when_index_has_none(tmp_path: Path) -> None:
     target = Target("linux-64", "3.11")
     pkg = _pkg(PURE, size=None)
-    doc = build_lock(
-        _env(tmp_path, platforms=["linux-64"]), [_resolution(target, pkg)], {pkg.file.url: 4242}
-    )
+    digests = {pkg.file.url: (pkg.file.sha256 or "", 4242)}
+    doc = build_lock(_env(tmp_path, platforms=["linux-64"]), [_resolution(target, pkg)], digests)
     assert doc["packages"][0]["wheels"][0]["size"] == 4242
 
 
-def test_file_without_sha256_is_refused(tmp_path: Path) -> None:
+def test_sha256_from_digests_when_index_lists_none(tmp_path: Path) -> None:
     target = Target("linux-64", "3.11")
     pkg = _pkg(PURE, sha="")
-    with pytest.raises(ValueError, match=re.escape("pure-1.0-py3-none-any.whl has no sha256")):
+    digests = {pkg.file.url: ("e" * 64, 1000)}
+    doc = build_lock(_env(tmp_path, platforms=["linux-64"]), [_resolution(target, pkg)], digests)
+    assert doc["packages"][0]["wheels"][0]["hashes"] == {"sha256": "e" * 64}
+
+
+def test_file_without_a_known_sha256_is_refused(tmp_path: Path) -> None:
+    target = Target("linux-64", "3.11")
+    pkg = _pkg(PURE, sha="")
+    with pytest.raises(ValueError, match=re.escape("pure-1.0-py3-none-any.whl: no sha256")):
         build_lock(_env(tmp_path, platforms=["linux-64"]), [_resolution(target, pkg)], {})
+
+
+def test_digest_that_contradicts_the_index_is_refused(tmp_path: Path) -> None:
+    target = Target("linux-64", "3.11")
+    pkg = _pkg(PURE, size=None)
+    digests = {pkg.file.url: ("0" * 64, 1000)}
+    with pytest.raises(ValueError, match="do not match the index's sha256"):
+        build_lock(_env(tmp_path, platforms=["linux-64"]), [_resolution(target, pkg)], digests)
+
+
+def test_each_package_records_the_dependencies_its_files_declared(tmp_path: Path) -> None:
+    linux, win = _targets("linux-64", "win-64")
+    lin = replace(_pkg(NUMPY_LINUX), requires_dist=("a>=1",))
+    win_pkg = replace(_pkg("numpy-2.0.0-cp311-cp311-win_amd64.whl"), requires_dist=("b",))
+    doc = build_lock(
+        _env(tmp_path, platforms=["linux-64", "win-64"]),
+        [_resolution(linux, lin), _resolution(win, win_pkg)],
+        {},
+    )
+    (numpy,) = doc["packages"]
+    assert numpy["tool"]["envlock"]["metadata"] == [
+        {"files": [NUMPY_LINUX], "requires-dist": ["a>=1"]},
+        {"files": ["numpy-2.0.0-cp311-cp311-win_amd64.whl"], "requires-dist": ["b"]},
+    ]
+    lock = lockfile.parse(tmp_path / "pylock.toml", render(doc))
+    assert lock.requires_dist("numpy", "2.0.0", NUMPY_LINUX) == ("a>=1",)
+    assert lock.requires_dist("numpy", "2.0.0", "numpy-2.0.0-cp311-cp311-win_amd64.whl") == ("b",)
+    assert lock.requires_dist("numpy", "2.0.0", "other.whl") is None
 
 
 def test_credentials_in_file_urls_are_not_written(tmp_path: Path) -> None:
@@ -343,40 +375,32 @@ def test_render_refuses_an_invalid_document(tmp_path: Path) -> None:
 # --- locked_versions ------------------------------------------------------------------------------
 
 
+def _lockfile(tmp_path: Path, doc: dict[str, object]) -> lockfile.LockFile:
+    return lockfile.parse(tmp_path / "pylock.toml", render(doc))
+
+
 def test_locked_versions_honour_markers_per_target(tmp_path: Path) -> None:
     resolutions = _three_platform_resolutions()
-    data = tomllib.loads(render(build_lock(_env(tmp_path), resolutions, {})).decode())
+    lock = _lockfile(tmp_path, build_lock(_env(tmp_path), resolutions, {}))
     linux, mac, win = (r.target for r in resolutions)
-    assert locked_versions(data, linux) == {"numpy": Version("2.0.0"), "pure": Version("1.0")}
-    assert locked_versions(data, mac) == {"numpy": Version("2.0.0"), "pure": Version("1.0")}
-    assert locked_versions(data, win) == {
+    assert lock.locked_versions(linux) == {"numpy": Version("2.0.0"), "pure": Version("1.0")}
+    assert lock.locked_versions(mac) == {"numpy": Version("2.0.0"), "pure": Version("1.0")}
+    assert lock.locked_versions(win) == {
         "colorama": Version("0.4.6"),
         "numpy": Version("1.26.4"),
         "pure": Version("1.0"),
     }
+    assert lock.indexes() == {"colorama": INDEX, "numpy": INDEX, "pure": INDEX}
 
 
 def test_locked_versions_for_a_target_not_in_the_lock_uses_unmarked_packages(
     tmp_path: Path,
 ) -> None:
-    data = tomllib.loads(
-        render(build_lock(_env(tmp_path), _three_platform_resolutions(), {})).decode()
-    )
-    assert locked_versions(data, Target("linux-aarch64", "3.11")) == {
+    lock = _lockfile(tmp_path, build_lock(_env(tmp_path), _three_platform_resolutions(), {}))
+    assert lock.locked_versions(Target("linux-aarch64", "3.11")) == {
         "numpy": Version("2.0.0"),  # its marker is sys_platform == 'linux'
         "pure": Version("1.0"),
     }
-
-
-def test_locked_versions_skips_malformed_entries() -> None:
-    lock = {
-        "packages": [
-            {"name": "a"},
-            {"name": "b", "version": "1.0"},
-            {"name": "c", "version": "2.0", "marker": "not a marker"},
-        ]
-    }
-    assert locked_versions(lock, Target("linux-64", "3.11")) == {"b": Version("1.0")}
 
 
 # --- io: write / read / staleness -----------------------------------------------------------------
@@ -395,7 +419,8 @@ def test_write_lock_is_idempotent(tmp_path: Path) -> None:
     first = env.lock_path.read_bytes()
     assert write_lock(env.lock_path, doc) is False
     assert env.lock_path.read_bytes() == first
-    assert read_lock(env.lock_path) == tomllib.loads(first.decode())
+    read = lockfile.read(env.lock_path)
+    assert read is not None and read.data == tomllib.loads(first.decode())
 
 
 def test_named_environment_lock_path(tmp_path: Path) -> None:
@@ -450,11 +475,11 @@ def test_staleness_reports_corrupt_lock(tmp_path: Path) -> None:
     assert reason is not None
     assert reason.startswith(f"{env.lock_path}: not a valid PEP 751 lock: ")
     with pytest.raises(UsageError):
-        read_lock(env.lock_path)
+        lockfile.read(env.lock_path)
 
 
 def test_read_lock_of_missing_file_is_none(tmp_path: Path) -> None:
-    assert read_lock(tmp_path / "pylock.toml") is None
+    assert lockfile.read(tmp_path / "pylock.toml") is None
 
 
 def test_canonical_names_in_lock(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import pytest
 from packaging.markers import Marker
 from packaging.tags import Tag, parse_tag
 
-from envlock.platforms import PLATFORM_NAMES, PlatformOptions, Target, describe
+from envlock.platforms import PLATFORM_NAMES, PLATFORMS, PlatformOptions, Target, describe
 
 
 def _tag_strings(target: Target) -> list[str]:
@@ -102,25 +102,39 @@ def test_linux_64_default_floor_excludes_newer_glibc() -> None:
     assert "manylinux_2_28_x86_64" in parts
 
 
-def test_linux_64_excludes_musllinux_and_legacy_aliases_by_default() -> None:
+def test_linux_64_excludes_musllinux_by_default() -> None:
     parts = _platform_parts(Target("linux-64", "3.11"))
     assert not any(p.startswith("musllinux") for p in parts)
-    assert not any(p.startswith(("manylinux1", "manylinux2010", "manylinux2014")) for p in parts)
 
 
-def test_legacy_aliases_are_added_when_asked() -> None:
-    target = Target("linux-64", "3.11", PlatformOptions(manylinux_legacy_aliases=True))
+def test_legacy_manylinux_aliases_are_accepted_by_default_as_pip_and_uv_do() -> None:
+    target = Target("linux-64", "3.11")
     parts = target.platform_tags
     assert "manylinux2014_x86_64" in parts
     assert "manylinux2010_x86_64" in parts
     assert "manylinux1_x86_64" in parts
-    # each alias ranks right after the glibc version it stands for
+    # each alias ranks right after the glibc version it stands for (PEP 600)
     assert parts.index("manylinux2014_x86_64") == parts.index("manylinux_2_17_x86_64") + 1
+    assert parts.index("manylinux2010_x86_64") == parts.index("manylinux_2_12_x86_64") + 1
+    assert parts.index("manylinux1_x86_64") == parts.index("manylinux_2_5_x86_64") + 1
     assert Tag("cp311", "cp311", "manylinux2014_x86_64") in target.tags
 
 
+def test_legacy_aliases_stay_within_the_glibc_floor() -> None:
+    parts = Target("linux-64", "3.11", PlatformOptions(glibc=(2, 12))).platform_tags
+    assert "manylinux2010_x86_64" in parts and "manylinux1_x86_64" in parts
+    assert "manylinux2014_x86_64" not in parts  # manylinux2014 = glibc 2.17 > 2.12
+
+
+def test_legacy_aliases_can_be_turned_off() -> None:
+    target = Target("linux-64", "3.11", PlatformOptions(manylinux_legacy_aliases=False))
+    parts = _platform_parts(target)
+    assert not any(p.startswith(("manylinux1", "manylinux2010", "manylinux2014")) for p in parts)
+    assert "manylinux_2_17_x86_64" in parts
+
+
 def test_legacy_aliases_on_aarch64_stop_at_manylinux2014() -> None:
-    target = Target("linux-aarch64", "3.11", PlatformOptions(manylinux_legacy_aliases=True))
+    target = Target("linux-aarch64", "3.11")
     parts = target.platform_tags
     assert "manylinux2014_aarch64" in parts
     assert "manylinux2010_aarch64" not in parts
@@ -150,37 +164,37 @@ def test_linux_aarch64_tags_start_at_manylinux_2_17() -> None:
     target = Target("linux-aarch64", "3.11")
     parts = target.platform_tags
     assert str(target.tags[0]) == "cp311-cp311-manylinux_2_28_aarch64"
-    assert parts[-1] == "manylinux_2_17_aarch64"
+    assert parts[-2:] == ("manylinux_2_17_aarch64", "manylinux2014_aarch64")
     assert not any("x86_64" in p for p in parts)
 
 
 # --- tags: macOS ----------------------------------------------------------------------------------
 
 
-def test_osx_64_default_floor_is_10_13() -> None:
+def test_osx_64_default_floor_is_13_0_as_uv() -> None:
     target = Target("osx-64", "3.11")
     parts = _platform_parts(target)
-    assert str(target.tags[0]) == "cp311-cp311-macosx_10_13_x86_64"
-    assert "macosx_10_13_x86_64" in parts
-    assert "macosx_10_9_x86_64" in parts
-    assert "macosx_10_14_x86_64" not in parts
-    assert "macosx_11_0_x86_64" not in parts
+    assert str(target.tags[0]) == "cp311-cp311-macosx_13_0_x86_64"
+    assert {"macosx_13_0_x86_64", "macosx_12_0_x86_64", "macosx_11_0_x86_64"} <= parts
+    assert {"macosx_10_13_x86_64", "macosx_10_9_x86_64"} <= parts
+    assert "macosx_14_0_x86_64" not in parts
     assert not any(p.endswith("_arm64") for p in parts)
 
 
 def test_osx_64_floor_is_configurable() -> None:
-    parts = _platform_parts(Target("osx-64", "3.11", PlatformOptions(macos_x86_64=(12, 0))))
-    assert "macosx_12_0_x86_64" in parts
-    assert "macosx_13_0_x86_64" not in parts
+    parts = _platform_parts(Target("osx-64", "3.11", PlatformOptions(macos_x86_64=(10, 13))))
+    assert "macosx_10_13_x86_64" in parts
+    assert "macosx_10_14_x86_64" not in parts
+    assert "macosx_11_0_x86_64" not in parts
 
 
-def test_osx_arm64_includes_11_0_arm64_and_universal2() -> None:
+def test_osx_arm64_default_floor_is_13_0_with_universal2() -> None:
     target = Target("osx-arm64", "3.11")
     parts = _platform_parts(target)
-    assert str(target.tags[0]) == "cp311-cp311-macosx_11_0_arm64"
-    assert "macosx_11_0_universal2" in parts
-    assert Tag("cp311", "cp311", "macosx_11_0_universal2") in target.tags
-    assert "macosx_12_0_arm64" not in parts
+    assert str(target.tags[0]) == "cp311-cp311-macosx_13_0_arm64"
+    assert {"macosx_12_0_arm64", "macosx_11_0_arm64", "macosx_11_0_universal2"} <= parts
+    assert Tag("cp311", "cp311", "macosx_10_9_universal2") in target.tags
+    assert "macosx_14_0_arm64" not in parts
     assert not any(p.endswith("_x86_64") for p in parts)
 
 
@@ -242,30 +256,40 @@ def test_tags_follow_the_target_python() -> None:
 
 def test_tags_are_unique() -> None:
     for platform in PLATFORM_NAMES:
-        tags = Target(platform, "3.11", PlatformOptions(manylinux_legacy_aliases=True)).tags
+        tags = Target(platform, "3.11", PlatformOptions(musllinux=(1, 2))).tags
         assert len(tags) == len(set(tags))
 
 
 # --- options / describe ---------------------------------------------------------------------------
 
 
-def test_platform_options_as_dict_only_lists_opt_ins_when_set() -> None:
+def test_platform_options_as_dict_only_lists_departures_from_the_defaults() -> None:
     assert PlatformOptions().as_dict() == {
         "glibc": "2.28",
-        "macos-x86_64": "10.13",
-        "macos-arm64": "11.0",
+        "macos-x86_64": "13.0",
+        "macos-arm64": "13.0",
     }
-    opted = PlatformOptions(musllinux=(1, 2), manylinux_legacy_aliases=True).as_dict()
-    assert opted["musllinux"] == "1.2"
-    assert opted["manylinux-legacy-aliases"] is True
+    changed = PlatformOptions(musllinux=(1, 2), manylinux_legacy_aliases=False).as_dict()
+    assert changed["musllinux"] == "1.2"
+    assert changed["manylinux-legacy-aliases"] is False
 
 
 def test_floor_descriptions() -> None:
-    options = PlatformOptions(musllinux=(1, 1))
-    assert options.floor_for("linux-64") == "glibc 2.28, musl 1.1"
-    assert options.floor_for("osx-64") == "macOS 10.13"
-    assert options.floor_for("osx-arm64") == "macOS 11.0"
-    assert options.floor_for("win-64") == "any"
+    options = PlatformOptions(musllinux=(1, 1), macos_arm64=(10, 9))
+    assert options.floor_for(PLATFORMS["linux-64"]) == "glibc 2.28, musl 1.1"
+    assert options.floor_for(PLATFORMS["osx-64"]) == "macOS 13.0"
+    assert options.floor_for(PLATFORMS["osx-arm64"]) == "macOS 11.0"
+    assert options.floor_for(PLATFORMS["win-64"]) == "any"
+
+
+def test_platform_records_describe_each_platform() -> None:
+    assert [p.os for p in PLATFORMS.values()] == ["linux", "linux", "macos", "macos", "windows"]
+    assert PLATFORMS["win-64"].windows and not PLATFORMS["osx-arm64"].windows
+    assert PLATFORMS["win-64"].description == "Windows x86_64"
+    assert PLATFORMS["osx-arm64"].description == "macOS arm64"
+    assert PLATFORMS["linux-aarch64"].marker == (
+        "sys_platform == 'linux' and platform_machine == 'aarch64'"
+    )
 
 
 def test_describe_has_one_row_per_platform_with_best_tag() -> None:
@@ -275,8 +299,8 @@ def test_describe_has_one_row_per_platform_with_best_tag() -> None:
     assert best == {
         "linux-64": "manylinux_2_28_x86_64",
         "linux-aarch64": "manylinux_2_28_aarch64",
-        "osx-64": "macosx_10_13_x86_64",
-        "osx-arm64": "macosx_11_0_arm64",
+        "osx-64": "macosx_13_0_x86_64",
+        "osx-arm64": "macosx_13_0_arm64",
         "win-64": "win_amd64",
     }
     assert {r["platform"]: r["count"] for r in rows}["win-64"] == "1"

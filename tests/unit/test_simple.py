@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 from typing import Any
 
+import pytest
 from packaging.specifiers import SpecifierSet
 from packaging.tags import Tag
 from packaging.version import Version
 
+from envlock.errors import IndexPageError
 from envlock.index.simple import JSON_CONTENT_TYPE, DistFile, parse_project_page
 
 INDEX = "https://pkgs.example.com/simple/"
@@ -146,16 +149,14 @@ def test_json_upload_time_without_fraction() -> None:
     assert page.files[0].upload_time == datetime(2023, 11, 30, 23, 59, 59, tzinfo=timezone.utc)
 
 
-def test_json_missing_or_bad_optional_fields_are_none() -> None:
+def test_json_missing_optional_fields_are_none() -> None:
     page = _parse_json(
         [
             {
                 "filename": "demo-1.0.tar.gz",
                 "url": "a",
                 "hashes": {"md5": "x"},
-                "requires-python": "not a specifier",
-                "size": "12",
-                "upload-time": "yesterday",
+                "requires-python": "not a specifier",  # pip ignores it too
             }
         ]
     )
@@ -338,12 +339,127 @@ def test_html_percent_encoded_filename_is_decoded() -> None:
     assert f.version == Version("1.0+local")
 
 
-def test_html_is_default_for_unknown_content_type() -> None:
+def test_unknown_content_type_is_not_read_as_a_page() -> None:
     body = b'<a href="demo-1.0.tar.gz#sha256=' + SHA_A.encode() + b'">demo</a>'
-    page = parse_project_page(body, "application/octet-stream", PAGE, INDEX, "demo")
-    assert [(f.filename, f.sha256) for f in page.files] == [("demo-1.0.tar.gz", SHA_A)]
+    with pytest.raises(IndexPageError, match="not a simple-index page"):
+        parse_project_page(body, "application/octet-stream", PAGE, INDEX, "demo")
 
 
 def test_html_valueless_data_yanked_attribute_marks_file_yanked() -> None:
     (f,) = _parse_html('<a href="demo-1.0.tar.gz" data-yanked>demo</a>').files
     assert f.yanked is True
+
+
+# --- pages that lie or are broken -----------------------------------------------------------------
+
+
+def _json_raw(data: Any) -> bytes:
+    return json.dumps(data).encode()
+
+
+GOOD_FILE = {"filename": "demo-1.0.tar.gz", "url": "a", "hashes": {"sha256": SHA_A}}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"[]", "must be an object"),
+        (_json_raw({"name": "demo", "files": []}), "missing meta.api-version"),
+        (_json_raw({"meta": {}, "name": "demo", "files": []}), "missing meta.api-version"),
+        (_json_raw({"meta": {"api-version": 1}, "name": "demo", "files": []}), "api-version"),
+        (_json_raw({"meta": {"api-version": "1.0"}, "files": []}), "'name'"),
+        (_json_raw({"meta": {"api-version": "1.0"}, "name": "other", "files": []}), "not 'demo'"),
+        (_json_raw({"meta": {"api-version": "1.0"}, "name": "demo"}), "'files'"),
+        (_json_raw({"meta": {"api-version": "1.0"}, "name": "demo", "files": {}}), "'files'"),
+        (_json_raw({"meta": {"api-version": "1.0"}, "name": "demo", "files": ["x"]}), "object"),
+    ],
+)
+def test_malformed_json_page_is_a_one_line_error_naming_the_url(body: bytes, message: str) -> None:
+    with pytest.raises(IndexPageError) as info:
+        parse_project_page(body, JSON_CONTENT_TYPE, PAGE, INDEX, "demo")
+    text = str(info.value)
+    assert text.startswith(PAGE) and message in text
+    assert "\n" not in text
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"filename": None}, "'filename'"),
+        ({"filename": "../evil-1.0.tar.gz"}, "'filename'"),
+        ({"url": 3}, "'url'"),
+        ({"hashes": None}, "'hashes'"),
+        ({"hashes": {"sha256": 5}}, "'hashes'"),
+        ({"hashes": {"sha256": "abc"}}, "not 64 hex digits"),
+        ({"hashes": {"sha256": "g" * 64}}, "not 64 hex digits"),
+        ({"requires-python": [">=3"]}, "'requires-python'"),
+        ({"yanked": 1}, "'yanked'"),
+        ({"core-metadata": "yes"}, "'core-metadata'"),
+        ({"core-metadata": {"sha256": "zz"}}, "not 64 hex digits"),
+        ({"size": "12"}, "'size'"),
+        ({"size": -1}, "'size'"),
+        ({"size": True}, "'size'"),
+        ({"upload-time": 5}, "'upload-time'"),
+    ],
+)
+def test_malformed_file_entry_is_an_error(change: dict[str, Any], message: str) -> None:
+    with pytest.raises(IndexPageError, match=message):
+        _parse_json([{**GOOD_FILE, **change}])
+
+
+def test_unparseable_upload_time_is_an_error_when_the_version_is_read() -> None:
+    page = _parse_json([{**GOOD_FILE, "upload-time": "yesterday"}])
+    with pytest.raises(IndexPageError, match="upload-time 'yesterday'"):
+        page.files_of(Version("1.0"))
+
+
+def test_uppercase_sha256_is_accepted_and_normalised() -> None:
+    (f,) = _parse_json([{**GOOD_FILE, "hashes": {"sha256": SHA_A.upper()}}]).files
+    assert f.sha256 == SHA_A
+
+
+@pytest.mark.parametrize("api", ["2.0", "0.9", "3.1"])
+def test_json_page_of_another_major_api_version_is_refused(api: str) -> None:
+    body = _json_raw({"meta": {"api-version": api}, "name": "demo", "files": [GOOD_FILE]})
+    with pytest.raises(IndexPageError, match=re.escape(f"speaks simple API {api}")):
+        parse_project_page(body, JSON_CONTENT_TYPE, PAGE, INDEX, "demo")
+
+
+def test_v2_content_type_is_refused() -> None:
+    with pytest.raises(IndexPageError, match=r"simple API 2\.x"):
+        parse_project_page(b"{}", "application/vnd.pypi.simple.v2+json", PAGE, INDEX, "demo")
+
+
+def test_newer_minor_api_version_is_read_and_flagged() -> None:
+    body = _json_raw({"meta": {"api-version": "1.9"}, "name": "demo", "files": [GOOD_FILE]})
+    page = parse_project_page(body, JSON_CONTENT_TYPE, PAGE, INDEX, "demo")
+    assert page.api_version == (1, 9) and page.newer_api
+    assert [f.filename for f in page.files] == ["demo-1.0.tar.gz"]
+    assert not _parse_json([GOOD_FILE]).newer_api
+
+
+def test_html_repository_version_is_checked_too() -> None:
+    head = '<meta name="pypi:repository-version" content="{}">'
+    link = f'<a href="demo-1.0.tar.gz#sha256={SHA_A}">demo</a>'
+    with pytest.raises(IndexPageError, match=r"speaks simple API 2\.0"):
+        _parse_html(head.format("2.0") + link)
+    assert _parse_html(head.format("1.3") + link).newer_api
+
+
+def test_html_bad_hash_fragment_is_an_error() -> None:
+    with pytest.raises(IndexPageError, match="not 64 hex digits"):
+        _parse_html('<a href="demo-1.0.tar.gz#sha256=xyz">demo</a>')
+
+
+def test_yank_reasons_are_kept() -> None:
+    page = _parse_json(
+        [
+            {**GOOD_FILE, "yanked": "broken build"},
+            {**GOOD_FILE, "filename": "demo-2.0.tar.gz", "yanked": True},
+        ]
+    )
+    reasons = {f.filename: (f.yanked, f.yank_reason) for f in page.files}
+    assert reasons == {"demo-1.0.tar.gz": (True, "broken build"), "demo-2.0.tar.gz": (True, None)}
+    (f,) = _parse_html('<a href="demo-1.0.tar.gz" data-yanked="CVE-1">demo</a>').files
+    assert (f.yanked, f.yank_reason) == (True, "CVE-1")

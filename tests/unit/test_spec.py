@@ -400,7 +400,7 @@ def test_index_without_http_url_is_error() -> None:
         url = "pkgs.example.com/simple"
         """
     )
-    assert "key 'index[0].url': must be an http(s):// URL" in str(err)
+    assert "key 'index[0].url': must be an http(s):// or file:// URL" in str(err)
 
 
 def test_exclude_newer_without_timezone_is_error() -> None:

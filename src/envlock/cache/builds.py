@@ -16,15 +16,9 @@ from packaging.tags import create_compatible_tags_selector
 from packaging.utils import parse_wheel_filename
 
 from envlock.cache.store import ArtifactStore
-from envlock.errors import EnvlockError
-from envlock.lock.select import Artifact
+from envlock.errors import BuildError
+from envlock.lock.artifacts import Artifact
 from envlock.platforms import Target, host_platform
-
-
-class BuildError(EnvlockError):
-    """A locked sdist could not be turned into a wheel for a target."""
-
-    exit_code = 1
 
 
 def built_wheel(store: ArtifactStore, sdist_sha256: str, target: Target) -> Path | None:
@@ -71,7 +65,7 @@ def _foreign_native(art: Artifact, target: Target) -> BuildError:
 def _build(store: ArtifactStore, art: Artifact, sdist: Path, index_urls: Sequence[str]) -> Path:
     # The build frontend and the network stack are needed only here: keep them off the
     # import path of materialize.
-    from envlock.index.metadata import MetadataError
+    from envlock.core_metadata import MetadataError
     from envlock.index.sdist import isolated_builder, unpack_sdist
 
     work = Path(tempfile.mkdtemp(prefix="build-", dir=store.tmpdir()))

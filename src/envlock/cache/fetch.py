@@ -16,9 +16,10 @@ import httpx
 from envlock.cache.store import ArtifactStore, CorruptEntry
 from envlock.errors import NetworkError
 from envlock.index.client import HttpClient, redact, status_error
-from envlock.lock.select import Artifact
+from envlock.lock.artifacts import Artifact
 
-_ATTEMPTS = 4
+# Bytes per second a download may not fall below on average before its deadline passes.
+_MIN_RATE = 64 * 1024
 
 
 @dataclass
@@ -105,7 +106,8 @@ def _fetch_one(
                 return art
         except CorruptEntry:
             pass
-        for attempt in range(1, _ATTEMPTS + 1):
+        budget = _Interruptions(http.settings.retries, art)
+        while True:
             counted = 0
 
             def on_bytes(n: int) -> None:
@@ -114,15 +116,12 @@ def _fetch_one(
                 events.advance(n)
 
             try:
-                store.ingest(art.sha256, art.filename, _download(http, art, on_bytes), art.size)
+                store.ingest(
+                    art.sha256, art.filename, _download(http, art, on_bytes, budget), art.size
+                )
                 break
             except _Restart:
                 events.advance(-counted)
-                if attempt == _ATTEMPTS:
-                    raise NetworkError(
-                        f"downloading {art.filename} from {redact(art.url)} kept failing "
-                        f"(after {attempt} attempts)"
-                    ) from None
         events.done(art)
         return art
 
@@ -131,32 +130,51 @@ class _Restart(Exception):
     """The download broke in a way that cannot be resumed: start over."""
 
 
-def _download(http: HttpClient, art: Artifact, on_bytes: Callable[[int], None]) -> Iterator[bytes]:
+class _Interruptions:
+    """How many broken downloads (resumed or restarted) one file may have: the client's own
+    retry count, so one policy bounds every file however it breaks."""
+
+    def __init__(self, allowed: int, art: Artifact) -> None:
+        self.left = allowed
+        self.art = art
+
+    def spend(self, exc: BaseException) -> None:
+        if self.left <= 0:
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise NetworkError(
+                f"downloading {self.art.filename} from {redact(self.art.url)} kept failing: "
+                f"{detail}",
+                hint="check your connection; the download resumes where it stopped next time",
+            ) from None
+        self.left -= 1
+
+
+def _download(
+    http: HttpClient, art: Artifact, on_bytes: Callable[[int], None], budget: _Interruptions
+) -> Iterator[bytes]:
     """The file's bytes; a broken connection resumes with a Range request where possible."""
     got = 0
-    resumes = 0
+    # A slow link still gets through a big file: the deadline grows with the file's size.
+    deadline = http.settings.deadline + (art.size or 0) / _MIN_RATE
     while True:
         # identity: byte offsets of a resumed download must be offsets into the file itself.
         headers = {"Accept-Encoding": "identity"}
         if got:
             headers["Range"] = f"bytes={got}-"
         try:
-            with http.stream(art.url, headers=headers) as response:
-                if got and response.status_code != 206:
-                    raise _Restart()
-                if got and not _starts_at(response, got):
+            with http.stream(art.url, headers=headers, deadline=deadline) as response:
+                if got and (response.status_code != 206 or not _starts_at(response, got)):
+                    budget.spend(RuntimeError("the server cannot resume"))
                     raise _Restart()
                 if not got and response.status_code != 200:
                     raise status_error(response, f"cannot download {art.filename}")
-                for chunk in response.iter_bytes():  # as received: a cut loses nothing
+                for chunk in http.iter_body(response):
                     got += len(chunk)
                     on_bytes(len(chunk))
                     yield chunk
                 return
-        except (httpx.TransportError, httpx.StreamError):
-            resumes += 1
-            if resumes >= _ATTEMPTS:
-                raise _Restart() from None
+        except (httpx.TransportError, httpx.StreamError) as exc:
+            budget.spend(exc)
 
 
 def _starts_at(response: httpx.Response, offset: int) -> bool:

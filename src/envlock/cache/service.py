@@ -9,7 +9,8 @@ from envlock.cache.builds import ensure_built
 from envlock.cache.fetch import FetchEvents, FetchResult, fetch
 from envlock.cache.store import ArtifactStore
 from envlock.index.client import HttpClient
-from envlock.lock.select import Artifact, LoadedLock
+from envlock.lock.artifacts import Artifact
+from envlock.lock.lockfile import LockFile
 from envlock.platforms import Target
 from envlock.spec import EnvironmentSpec
 
@@ -19,7 +20,7 @@ class Snapshot:
     """A lock and the platforms of it to snapshot."""
 
     env: EnvironmentSpec
-    lock: LoadedLock
+    lock: LockFile
     platforms: tuple[str, ...]
 
 
@@ -37,8 +38,12 @@ def snapshot(
                 if not art.is_wheel:
                     to_build.append((snap, target, art))
     indexes = {i.url: i for snap in snapshots for i in snap.env.indexes}
+    insecure = frozenset().union(*(snap.env.insecure_hosts for snap in snapshots))
     result = fetch(
-        store, list(artifacts.values()), lambda: HttpClient(list(indexes.values())), events
+        store,
+        list(artifacts.values()),
+        lambda: HttpClient(list(indexes.values()), insecure_hosts=insecure),
+        events,
     )
     for snap, target, art in to_build:
         sdist = store.get(art.sha256, art.filename, art.size)

@@ -9,14 +9,13 @@ import typer
 
 from envlock.cache import maintenance
 from envlock.cache.store import ArtifactStore
-from envlock.cli.app import CacheOpt, QuietOpt, SpecOpt, app, set_verbosity
+from envlock.cli.options import CacheOpt, QuietOpt, SpecOpt, set_verbosity
 from envlock.cli.output import cache_dir, info, stdout
 from envlock.errors import UsageError
-from envlock.lock import select
+from envlock.lock import lockfile
 from envlock.spec import SPEC_FILENAME
 
 cache_app = typer.Typer(help="Inspect and maintain the local package cache.", no_args_is_help=True)
-app.add_typer(cache_app, name="cache")
 
 
 @cache_app.command("dir")
@@ -68,9 +67,13 @@ def prune_(
     locks = keep_lock or sorted(spec.parent.glob("pylock*.toml"))
     if not locks:
         raise UsageError("no lock to keep: pass --keep-lock PATH (prune would empty the cache)")
-    keep = {a.sha256 for path in locks for a in select.load(path).all_artifacts()}
+    keep = {a.sha256 for path in locks for a in lockfile.load(path).all_artifacts()}
     removed, freed = maintenance.prune(ArtifactStore(cache_dir(cache)), keep)
     info(
         f"removed {removed} artifact(s), freed {freed / 1e6:.1f} MB; kept what "
         f"{len(locks)} lock(s) need"
     )
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(cache_app, name="cache")

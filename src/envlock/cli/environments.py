@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from envlock.cache.store import ArtifactStore
-from envlock.cli.app import CacheOpt, QuietOpt, SpecOpt, VerboseOpt, app, set_verbosity
+from envlock.cli.options import CacheOpt, QuietOpt, SpecOpt, VerboseOpt, set_verbosity
 from envlock.cli.output import (
     Verbosity,
     cache_dir,
@@ -22,10 +22,11 @@ from envlock.cli.output import (
     stdout,
 )
 from envlock.errors import UsageError
-from envlock.lock import select
-from envlock.lock.select import LoadedLock
+from envlock.lock import lockfile
+from envlock.lock.lockfile import LockFile
 from envlock.platforms import host_platform
-from envlock.spec import SPEC_FILENAME, EnvironmentSpec, load_spec, parse_platforms
+from envlock.spec import SPEC_FILENAME, EnvironmentSpec, load_spec
+from envlock.spec_values import parse_platforms
 
 if TYPE_CHECKING:  # the network stack is imported only by commands that use it
     from envlock.cache.fetch import FetchEvents, FetchResult
@@ -80,7 +81,7 @@ def _snapshots(spec: Path, envs: list[str], platforms: list[str]) -> list[Snapsh
     out = []
     locked: set[str] = set()
     for env in loaded.select(envs):
-        lock = select.load(env.lock_path)
+        lock = lockfile.load(env.lock_path)
         locked.update(lock.targets)
         if wanted and not envs:
             # No --env: every environment that has these platforms (others are skipped).
@@ -183,7 +184,6 @@ def _report_fetch(result: FetchResult) -> None:
     )
 
 
-@app.command()
 def fetch(
     spec: SpecOpt = Path(SPEC_FILENAME),
     env: EnvsOpt = [],  # noqa: B006
@@ -211,7 +211,7 @@ def _check_link_mode(link_mode: str) -> None:
 def _materialize(
     spec: Path,
     target_env: EnvironmentSpec,
-    lock: LoadedLock,
+    lock: LockFile,
     platform: str,
     output: Path | None,
     archive: Path | None,
@@ -245,7 +245,6 @@ def _materialize(
         stdout.print(f"sha256:{result.archive_sha256}  {result.archive}")
 
 
-@app.command()
 def materialize(
     platform: Annotated[str, typer.Option("--platform", "-p", help="Locked platform to build.")],
     env: OneEnvOpt = "default",
@@ -268,7 +267,7 @@ def materialize(
     _materialize(
         spec,
         target_env,
-        select.load(target_env.lock_path),
+        lockfile.load(target_env.lock_path),
         platform,
         output,
         archive,
@@ -280,7 +279,6 @@ def materialize(
     )
 
 
-@app.command()
 def build(
     platform: Annotated[
         Optional[str],
@@ -300,8 +298,7 @@ def build(
 ) -> None:
     """`fetch` what is missing, then `materialize` (default output .envlock/envs/ENV-PLATFORM)."""
     from envlock.cache.service import snapshot
-    from envlock.lock.io import staleness
-    from envlock.lock.service import targets_of
+    from envlock.lock.staleness import staleness
 
     set_verbosity(quiet, verbose)
     platform = platform or host_platform()
@@ -309,7 +306,7 @@ def build(
     _check_link_mode(link_mode)
     store = ArtifactStore(cache_dir(cache))
     snaps = _snapshots(spec, [env], [platform])
-    stale = staleness(snaps[0].env, targets_of(snaps[0].env))
+    stale = staleness(snaps[0].env, snaps[0].env.targets)
     if stale:
         info(f"[yellow]warning:[/yellow] {stale}; building what the lock says")
     with _fetch_progress() as events:
@@ -333,7 +330,6 @@ def build(
     )
 
 
-@app.command()
 def verify(
     directory: Annotated[Path, typer.Argument(help="The environment to check.")],
     lock: Annotated[
@@ -357,7 +353,7 @@ def verify(
     if lock is None:
         recorded = spec.parent / str(read_meta(directory).get("lock", "pylock.toml"))
         lock = recorded if recorded.is_file() else None
-    loaded = select.load(lock) if lock is not None else None
+    loaded = lockfile.load(lock) if lock is not None else None
     report = run(directory, loaded)
     against = loaded.path.name if loaded else "the package list recorded at build time"
     if report.clean:
@@ -367,3 +363,8 @@ def verify(
         stdout.print(problem, markup=False)
     info(f"{directory}: {len(report.problems)} difference(s) from {against}")
     raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    for command in (fetch, materialize, build, verify):
+        app.command()(command)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from platformdirs import user_cache_dir
 
-from envlock.events import Stats
+from envlock.progress import LockProgress
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -55,6 +55,14 @@ def info(message: str) -> None:
         stderr.print(message)
 
 
+def warn(message: str) -> None:
+    """A warning: shown unless -q."""
+    if Verbosity.level >= 0:
+        from rich.text import Text
+
+        stderr.print(Text.assemble(("warning: ", "yellow"), message))
+
+
 def debug(message: str) -> None:
     if Verbosity.level >= 1:
         stderr.print(f"[dim]{message}[/dim]")
@@ -70,15 +78,8 @@ def cache_dir(option: Path | None) -> Path:
     return Path(user_cache_dir("envlock"))
 
 
-def _status_line(stats: Stats) -> str:
-    return (
-        f"{stats.phase} · {stats.projects} projects · {stats.metadata} metadata · "
-        f"{stats.candidates} candidates tried · {stats.elapsed:.1f}s"
-    )
-
-
 @contextmanager
-def progress(stats: Stats) -> Iterator[None]:
+def progress(stats: LockProgress) -> Iterator[None]:
     """A live status line on a terminal; nothing extra otherwise (callers print plain lines)."""
     if Verbosity.level < 0 or not stderr.is_terminal:
         yield
@@ -88,7 +89,7 @@ def progress(stats: Stats) -> Iterator[None]:
 
     stop = threading.Event()
     with Live(
-        Text(_status_line(stats)),
+        Text(stats.status_line()),
         console=real_console(stderr),
         transient=True,
         refresh_per_second=8,
@@ -96,7 +97,7 @@ def progress(stats: Stats) -> Iterator[None]:
 
         def tick() -> None:
             while not stop.wait(0.125):
-                live.update(Text(_status_line(stats)))
+                live.update(Text(stats.status_line()))
 
         thread = threading.Thread(target=tick, daemon=True)
         thread.start()

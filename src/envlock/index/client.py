@@ -1,103 +1,42 @@
-"""The HTTP client for indexes: retries with backoff, credentials, TLS, a shared thread pool.
+"""The HTTP client for indexes and file hosts: the one retry loop, credentials, TLS, deadlines.
 
-Credentials come from index URLs, ``ENVLOCK_INDEX_<NAME>_USERNAME/PASSWORD`` or ``~/.netrc``;
-they are attached per host and never appear in a URL we log, lock or print (:func:`redact`).
+Retries (connection errors, 5xx, 429) happen here and nowhere else, with exponential backoff
+and ``Retry-After`` honoured up to a cap; a longer wait fails at once naming the server. What
+may be spoken to, and for how long, is :mod:`envlock.index.transport`'s business.
 """
 
 from __future__ import annotations
 
 import email.utils
-import netrc
-import os
-import re
 import ssl
 import time
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from pathlib import Path
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx
 
 from envlock import __version__
-from envlock.errors import NetworkError
+from envlock.errors import EnvlockError, NetworkError
+from envlock.index.auth import BasicAuth, Credentials, host_of, redact
+from envlock.index.transport import (
+    FileTransport,
+    HttpSettings,
+    SecurityPolicy,
+    deadline_passed,
+    enforce_deadlines,
+    insecure_hosts_from_env,
+    set_deadline,
+    ssl_context,
+)
 from envlock.spec import Index
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 USER_AGENT = f"envlock/{__version__}"
 
-
-def redact(url: str) -> str:
-    """``url`` without any ``user:password@`` part."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
-
-
-def _host(url: str) -> str:
-    parts = urlsplit(url)
-    return (parts.hostname or "").lower() + (f":{parts.port}" if parts.port else "")
-
-
-def _env_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]", "_", name).upper()
-
-
-class Credentials:
-    """Per-host basic-auth credentials gathered once from URLs, environment and netrc."""
-
-    def __init__(self, indexes: Sequence[Index]) -> None:
-        self._by_host: dict[str, tuple[str, str]] = {}
-        for index in indexes:
-            parts = urlsplit(index.url)
-            host = _host(index.url)
-            prefix = f"ENVLOCK_INDEX_{_env_name(index.name)}_"
-            user = os.environ.get(prefix + "USERNAME")
-            password = os.environ.get(prefix + "PASSWORD")
-            if parts.username is not None:
-                user = unquote(parts.username)
-                password = unquote(parts.password or "")
-            if user is not None:
-                self._by_host[host] = (user, password or "")
-        self._netrc: netrc.netrc | None = None
-        try:
-            path = os.environ.get("NETRC") or str(Path.home() / ".netrc")
-            if os.path.exists(path):
-                self._netrc = netrc.netrc(path)
-        except (netrc.NetrcParseError, OSError):
-            self._netrc = None
-
-    def for_url(self, url: str) -> tuple[str, str] | None:
-        host = _host(url)
-        if host in self._by_host:
-            return self._by_host[host]
-        if self._netrc is not None:
-            found = self._netrc.authenticators(urlsplit(url).hostname or "")
-            if found:
-                return found[0] or "", found[2] or ""
-        return None
-
-
-class _Auth(httpx.Auth):
-    def __init__(self, creds: Credentials) -> None:
-        self._creds = creds
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        found = self._creds.for_url(str(request.url))
-        if found and "authorization" not in request.headers:
-            request.headers["Authorization"] = httpx.BasicAuth(*found)._auth_header
-        yield request
-
-
-def ssl_context() -> ssl.SSLContext | bool:
-    """Trust ``SSL_CERT_FILE``/``SSL_CERT_DIR`` when set (corporate proxies), else certifi."""
-    cafile, capath = os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
-    if cafile or capath:
-        return ssl.create_default_context(cafile=cafile or None, capath=capath or None)
-    return True
+__all__ = ["HttpClient", "redact", "status_error"]
 
 
 class HttpClient:
@@ -108,22 +47,28 @@ class HttpClient:
         indexes: Sequence[Index] = (),
         *,
         max_workers: int = 16,
-        retries: int = 4,
-        timeout: float = 30.0,
-        backoff: float = 0.5,
+        insecure_hosts: frozenset[str] = frozenset(),
+        settings: HttpSettings | None = None,
     ) -> None:
-        self.retries = retries
-        self.backoff = backoff
+        self.settings = settings or HttpSettings.from_env()
+        self.policy = SecurityPolicy(insecure_hosts | insecure_hosts_from_env())
+        verify = ssl_context()
         self._client = httpx.Client(
-            auth=_Auth(Credentials(indexes)),
+            auth=BasicAuth(Credentials(indexes)),
             headers={"User-Agent": USER_AGENT},
-            timeout=httpx.Timeout(timeout, connect=15.0),
+            timeout=httpx.Timeout(self.settings.timeout, connect=min(15.0, self.settings.timeout)),
             follow_redirects=True,
             max_redirects=10,
-            verify=ssl_context(),
+            verify=verify,
             limits=httpx.Limits(max_connections=max_workers, max_keepalive_connections=max_workers),
             trust_env=True,
+            mounts={"file://": FileTransport()},
+            event_hooks={
+                "request": [self.policy.on_request],
+                "response": [self.policy.on_response],
+            },
         )
+        enforce_deadlines(self._client)
         self.pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="envlock-http")
 
     def close(self) -> None:
@@ -139,30 +84,67 @@ class HttpClient:
     def get(self, url: str, headers: Mapping[str, str] | None = None) -> httpx.Response:
         """GET with retries on connection errors, 5xx and 429; other statuses are returned."""
         with self.stream(url, headers) as response:
-            response.read()
+            self.read_body(response)
             return response
 
     @contextmanager
     def stream(
-        self, url: str, headers: Mapping[str, str] | None = None
+        self,
+        url: str,
+        headers: Mapping[str, str] | None = None,
+        *,
+        deadline: float | None = None,
     ) -> Iterator[httpx.Response]:
-        """Like :meth:`get` but the caller reads the body (large files)."""
-        response = self._send(url, headers)
+        """Like :meth:`get` but the caller reads the body (large files) within ``deadline``
+        seconds (default: ``ENVLOCK_HTTP_DEADLINE``) from the start of the request."""
+        response = self._send(url, headers, deadline=deadline)
         try:
             yield response
         finally:
             response.close()
+            set_deadline(None)
+
+    def read_body(self, response: httpx.Response) -> bytes:
+        """The whole body, or a :class:`NetworkError` naming the host if it cannot be had."""
+        try:
+            return response.read()
+        except httpx.TransportError as exc:
+            raise self._transport_error(str(response.url), exc, 1) from None
+
+    def iter_body(self, response: httpx.Response) -> Iterator[bytes]:
+        """The body as it arrives (for resumable downloads: a cut loses nothing received).
+
+        A passed deadline is a :class:`NetworkError`; other transport errors are raised as they
+        are, for the caller to resume."""
+        url = redact(str(response.url))
+        try:
+            for chunk in response.iter_bytes():
+                yield chunk
+                if deadline_passed():
+                    raise self._transport_error(url, TimeoutError("deadline"), 1)
+        except httpx.TransportError as exc:
+            if deadline_passed():
+                raise self._transport_error(url, exc, 1) from None
+            raise
 
     def _send(
-        self, url: str, headers: Mapping[str, str] | None, method: str = "GET"
+        self,
+        url: str,
+        headers: Mapping[str, str] | None,
+        method: str = "GET",
+        deadline: float | None = None,
     ) -> httpx.Response:
         clean = redact(url)
+        self.policy.check(clean)
         attempt = 0
         while True:
             attempt += 1
+            set_deadline(deadline or self.settings.deadline)
             try:
                 request = self._client.build_request(method, clean, headers=headers)
                 response = self._client.send(request, stream=True)
+            except EnvlockError:
+                raise  # refused by the transport policy
             except httpx.TooManyRedirects:
                 raise NetworkError(f"too many redirects fetching {clean}") from None
             except httpx.TransportError as exc:
@@ -173,25 +155,45 @@ class HttpClient:
                         hint="behind a corporate proxy or with a private CA, point "
                         "SSL_CERT_FILE (or SSL_CERT_DIR) at its certificate",
                     ) from None
-                if attempt <= self.retries:
-                    time.sleep(min(self.backoff * 2 ** (attempt - 1), 10.0))
-                    continue
-                detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                raise NetworkError(
-                    f"cannot reach {clean}: {redact(detail)} (after {attempt} attempts)",
-                    hint="check your connection, proxy and SSL_CERT_FILE settings",
-                ) from None
-            if response.status_code in RETRY_STATUS and attempt <= self.retries:
-                delay = _retry_after(response) or self.backoff * 2 ** (attempt - 1)
+                if deadline_passed() or attempt > self.settings.retries:
+                    raise self._transport_error(clean, exc, attempt) from None
+                time.sleep(min(self.settings.backoff * 2 ** (attempt - 1), 10.0))
+                continue
+            if response.status_code in RETRY_STATUS and attempt <= self.settings.retries:
+                wait = _retry_after(response)
+                if wait is not None and wait > self.settings.retry_after_max:
+                    response.close()
+                    raise NetworkError(
+                        f"{host_of(clean)} asks to retry after {wait:.0f} s (HTTP "
+                        f"{response.status_code} for {clean}); envlock waits at most "
+                        f"{self.settings.retry_after_max:.0f} s",
+                        hint="try again later, or raise ENVLOCK_RETRY_AFTER_MAX",
+                    )
+                delay = wait if wait is not None else self.settings.backoff * 2 ** (attempt - 1)
                 response.close()
-                time.sleep(min(delay, 60.0))
+                time.sleep(delay)
                 continue
             return response
+
+    def _transport_error(self, url: str, exc: Exception, attempt: int) -> NetworkError:
+        if deadline_passed():
+            return NetworkError(
+                f"{host_of(url)} did not answer {url} within the "
+                f"{self.settings.deadline:.0f} s deadline",
+                hint="a slow or stalled server; raise ENVLOCK_HTTP_DEADLINE to wait longer",
+            )
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        tries = f" (after {attempt} attempts)" if attempt > 1 else ""
+        return NetworkError(
+            f"cannot reach {url}: {redact(detail)}{tries}",
+            hint="check your connection, proxy and SSL_CERT_FILE settings",
+        )
 
     def head_size(self, url: str) -> int | None:
         """Content-Length of a file, for indexes that do not list sizes (PEP 700)."""
         response = self._send(url, None, "HEAD")
         response.close()
+        set_deadline(None)
         length = response.headers.get("content-length")
         return int(length) if response.status_code == 200 and length else None
 
@@ -208,7 +210,7 @@ def _is_tls_trust_error(exc: BaseException) -> bool:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
+    value = response.headers.get("retry-after", "").strip()
     if not value:
         return None
     if value.isdigit():
@@ -217,6 +219,8 @@ def _retry_after(response: httpx.Response) -> float | None:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 

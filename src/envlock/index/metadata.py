@@ -10,14 +10,11 @@ import hashlib
 import io
 import re
 import zipfile
-from dataclasses import dataclass
+from collections.abc import Callable
 
-from packaging.metadata import parse_email
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.utils import NormalizedName, canonicalize_name
-from packaging.version import Version
+from packaging.utils import canonicalize_name
 
+from envlock.core_metadata import MetadataError
 from envlock.errors import IntegrityError
 from envlock.index.client import HttpClient, redact, status_error
 from envlock.index.simple import DistFile
@@ -25,57 +22,15 @@ from envlock.index.simple import DistFile
 _TAIL = 64 * 1024
 
 
-class MetadataError(Exception):
-    """The file's metadata is unusable (the candidate is skipped, not the run)."""
+# Told about every whole file downloaded on the way (already checked against the index's hash).
+WholeFile = Callable[[DistFile, bytes], None]
 
 
-@dataclass(frozen=True)
-class CoreMetadata:
-    """What the resolver needs from METADATA / PKG-INFO."""
-
-    name: NormalizedName
-    version: Version
-    requires_dist: tuple[Requirement, ...]
-    requires_python: SpecifierSet | None
-    provides_extra: frozenset[NormalizedName]
-    dynamic: frozenset[str] = frozenset()
-    metadata_version: str = "1.0"
+def _ignore(file: DistFile, data: bytes) -> None:
+    pass
 
 
-def parse_metadata(raw: bytes) -> CoreMetadata:
-    """Parse METADATA text; raises :class:`MetadataError` for what we cannot use."""
-    fields, _unparsed = parse_email(raw)
-    name, version = fields.get("name"), fields.get("version")
-    if not name or not version:
-        raise MetadataError("metadata has no Name or Version")
-    reqs = []
-    for line in fields.get("requires_dist", []):
-        try:
-            reqs.append(Requirement(line))
-        except InvalidRequirement as exc:
-            raise MetadataError(f"invalid Requires-Dist {line!r}: {exc}") from None
-    rp: SpecifierSet | None = None
-    if fields.get("requires_python"):
-        try:
-            rp = SpecifierSet(fields["requires_python"])
-        except InvalidSpecifier:
-            rp = None
-    try:
-        parsed_version = Version(version)
-    except ValueError:
-        raise MetadataError(f"invalid Version {version!r}") from None
-    return CoreMetadata(
-        name=canonicalize_name(name),
-        version=parsed_version,
-        requires_dist=tuple(reqs),
-        requires_python=rp,
-        provides_extra=frozenset(canonicalize_name(e) for e in fields.get("provides_extra", [])),
-        dynamic=frozenset(d.lower() for d in fields.get("dynamic", [])),
-        metadata_version=fields.get("metadata_version", "1.0"),
-    )
-
-
-def fetch_wheel_metadata(http: HttpClient, file: DistFile) -> bytes:
+def fetch_wheel_metadata(http: HttpClient, file: DistFile, whole: WholeFile = _ignore) -> bytes:
     """METADATA bytes of a wheel, reading as little of it as the index allows."""
     if file.has_metadata_file:
         response = http.get(file.url + ".metadata")
@@ -87,20 +42,33 @@ def fetch_wheel_metadata(http: HttpClient, file: DistFile) -> bytes:
                 )
             return data
         # An advertised but missing file: fall through to the wheel itself.
-    ranged = _metadata_by_range(http, file)
+    ranged = _metadata_by_range(http, file, whole)
     if ranged is not None:
         return ranged
-    return _metadata_from_zip(download(http, file), file)
+    return _metadata_from_zip(download(http, file, whole), file)
 
 
-def download(http: HttpClient, file: DistFile) -> bytes:
-    """The whole file, checked against the index's sha256."""
+def download(http: HttpClient, file: DistFile, whole: WholeFile = _ignore) -> bytes:
+    """The whole file, checked against the index's sha256 (and size, when listed)."""
     response = http.get(file.url)
     if response.status_code != 200:
         raise status_error(response, f"cannot download {file.filename}")
-    data = response.content
+    return _checked(file, response.content, whole)
+
+
+def _checked(file: DistFile, data: bytes, whole: WholeFile) -> bytes:
+    """Bytes in hand are checked against what the index promised before anything uses them."""
     if file.sha256 and hashlib.sha256(data).hexdigest() != file.sha256:
-        raise IntegrityError(f"{file.filename} from {redact(file.url)} does not match its sha256")
+        raise IntegrityError(
+            f"{file.filename} from {redact(file.url)} does not match its sha256 from the index",
+            hint="the index serves other bytes than it lists; check for tampering",
+        )
+    if file.size is not None and len(data) != file.size:
+        raise IntegrityError(
+            f"{file.filename} from {redact(file.url)} has {len(data)} bytes, the index says "
+            f"{file.size}"
+        )
+    whole(file, data)
     return data
 
 
@@ -175,15 +143,12 @@ class _RangeFile(io.RawIOBase):
         return None
 
 
-def _metadata_by_range(http: HttpClient, file: DistFile) -> bytes | None:
+def _metadata_by_range(http: HttpClient, file: DistFile, whole: WholeFile) -> bytes | None:
     """Read METADATA from the zip central directory with ranges; None if unsupported."""
     response = http.get(file.url, headers={"Range": f"bytes=-{_TAIL}"})
     if response.status_code == 200:
         # The server ignored the range and sent everything: use it.
-        data = response.content
-        if file.sha256 and hashlib.sha256(data).hexdigest() != file.sha256:
-            raise IntegrityError(f"{file.filename} does not match its sha256 from the index")
-        return _metadata_from_zip(data, file)
+        return _metadata_from_zip(_checked(file, response.content, whole), file)
     if response.status_code != 206:
         return None
     match = re.match(r"bytes \d+-\d+/(\d+)", response.headers.get("content-range", ""))

@@ -22,7 +22,7 @@ from build import ProjectBuilder
 from build.env import DefaultIsolatedEnv
 from packaging.version import Version
 
-from envlock.index.metadata import CoreMetadata, MetadataError, parse_metadata
+from envlock.core_metadata import CoreMetadata, MetadataError, parse_metadata
 
 # Fields a resolver needs; if the backend may compute them, PKG-INFO cannot be trusted.
 _NEEDED = {"requires-dist", "requires-python", "provides-extra"}

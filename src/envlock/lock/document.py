@@ -2,7 +2,8 @@
 
 A package needed on only some targets carries a marker; one that resolves to different versions
 on different targets gets one entry per version; ``wheels`` lists exactly the files the locked
-targets install. Everything is sorted: same input, same bytes.
+targets install; ``index`` is where they came from; ``[packages.tool.envlock]`` records the
+dependencies each file's metadata declared. Everything is sorted: same input, same bytes.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from packaging.utils import NormalizedName
 from packaging.version import Version
 
 from envlock import __version__
-from envlock.index.client import redact
+from envlock.index.auth import redact
 from envlock.index.simple import DistFile
+from envlock.lock.model import EnvlockTable, LockedTarget, PackageRecord
 from envlock.platforms import Target
 from envlock.resolve import Resolution
 from envlock.spec import EnvironmentSpec
@@ -33,6 +35,7 @@ class _Entry:
     targets: list[Target] = field(default_factory=list)
     files: dict[str, DistFile] = field(default_factory=dict)
     requires_python: str | None = None
+    requires_dist: dict[str, tuple[str, ...]] = field(default_factory=dict)  # by filename
 
 
 def requires_python(python: str) -> str:
@@ -59,10 +62,15 @@ def target_marker(targets: Sequence[Target], all_targets: Sequence[Target]) -> s
     return " or ".join(clauses)
 
 
+# A file's sha256 and size, for files whose index lists neither (hashed from the bytes).
+Digests = Mapping[str, tuple[str, int]]
+
+
 def build_lock(
-    env: EnvironmentSpec, resolutions: Sequence[Resolution], sizes: Mapping[str, int]
+    env: EnvironmentSpec, resolutions: Sequence[Resolution], digests: Digests
 ) -> dict[str, Any]:
-    """The lock document; ``sizes`` maps a file's URL to its size for indexes without PEP 700."""
+    """The lock document; ``digests`` maps a file's URL to (sha256, size) where the index does
+    not list them (PEP 700 sizes, hashes)."""
     targets = [r.target for r in resolutions]
     entries: dict[tuple[NormalizedName, Version], _Entry] = {}
     for res in resolutions:
@@ -70,10 +78,11 @@ def build_lock(
             entry = entries.setdefault((pkg.name, pkg.version), _Entry(pkg.name, pkg.version))
             entry.targets.append(res.target)
             entry.files[pkg.file.filename] = pkg.file
+            entry.requires_dist[pkg.file.filename] = pkg.requires_dist
             if pkg.requires_python is not None:
                 entry.requires_python = str(pkg.requires_python)
     packages = [
-        _package(entries[key], targets, sizes)
+        _package(entries[key], targets, digests)
         for key in sorted(entries, key=lambda k: (k[0], k[1]))
     ]
     return {
@@ -88,36 +97,43 @@ def build_lock(
 
 def envlock_table(env: EnvironmentSpec, targets: Sequence[Target]) -> dict[str, Any]:
     """envlock's own data: what the lock was made from, for ``lock --check``."""
-    return {
-        "version": __version__,
-        "environment": env.label,
-        "spec-hash": env.content_hash(),
-        "platform-tags": env.platform_options.as_dict(),
-        "targets": [
-            {
-                "platform": t.platform,
-                "python": t.python_full_version,
-                "marker": t.marker,
-                "tag-floor": t.options.floor_for(t.platform),
-                "best-tag": str(t.tags[0]),
-            }
+    return EnvlockTable(
+        version=__version__,
+        environment=env.label,
+        spec_hash=env.content_hash(),
+        platform_tags=env.platform_options.as_dict(),
+        targets=tuple(
+            LockedTarget(
+                platform=t.platform,
+                python=t.python_full_version,
+                marker=t.marker,
+                tag_floor=t.options.floor_for(t.platform_info),
+                best_tag=str(t.tags[0]),
+            )
             for t in sorted(targets, key=lambda t: t.platform)
-        ],
-    }
+        ),
+    ).to_dict()
 
 
-def _file_table(f: DistFile, sizes: Mapping[str, int]) -> dict[str, Any]:
+def _file_table(f: DistFile, digests: Digests) -> dict[str, Any]:
     table: dict[str, Any] = {"name": f.filename, "url": redact(f.url)}
     if f.upload_time is not None:
         table["upload-time"] = f.upload_time
-    table["size"] = f.size if f.size is not None else sizes[f.url]
-    if not f.sha256:
-        raise ValueError(f"{f.filename} has no sha256 on the index")
-    table["hashes"] = {"sha256": f.sha256}
+    sha, size = f.sha256 or None, f.size
+    if sha is None or size is None:
+        try:
+            learned_sha, learned_size = digests[f.url]
+        except KeyError:
+            raise ValueError(f"{f.filename}: no sha256/size known (index lists none)") from None
+        if sha is not None and sha != learned_sha:
+            raise ValueError(f"{f.filename}: the bytes do not match the index's sha256")
+        sha, size = learned_sha, (size if size is not None else learned_size)
+    table["size"] = size
+    table["hashes"] = {"sha256": sha}
     return table
 
 
-def _package(entry: _Entry, targets: Sequence[Target], sizes: Mapping[str, int]) -> dict[str, Any]:
+def _package(entry: _Entry, targets: Sequence[Target], digests: Digests) -> dict[str, Any]:
     pkg: dict[str, Any] = {"name": entry.name, "version": str(entry.version)}
     marker = target_marker(entry.targets, targets)
     if marker is not None:
@@ -130,31 +146,13 @@ def _package(entry: _Entry, targets: Sequence[Target], sizes: Mapping[str, int])
         pkg["index"] = index.pop()
     sdists = [f for f in files if not f.is_wheel]
     if sdists:
-        pkg["sdist"] = _file_table(sdists[0], sizes)
+        pkg["sdist"] = _file_table(sdists[0], digests)
     wheels = [f for f in files if f.is_wheel]
     if wheels:
-        pkg["wheels"] = [_file_table(f, sizes) for f in wheels]
+        pkg["wheels"] = [_file_table(f, digests) for f in wheels]
+    pkg["tool"] = {"envlock": PackageRecord.build(entry.requires_dist).to_dict()}
     return pkg
 
 
 def _index_of(f: DistFile) -> str:
     return redact(f.index)
-
-
-def locked_versions(lock: Mapping[str, Any], target: Target) -> dict[str, Version]:
-    """Versions an existing lock pins for ``target`` (its preferences on re-lock)."""
-    env: dict[str, Any] = {
-        **target.environment,
-        "extras": frozenset(),
-        "dependency_groups": frozenset(),
-    }
-    out: dict[str, Version] = {}
-    for pkg in lock.get("packages", []):
-        try:
-            marker = pkg.get("marker")
-            if marker and not Marker(marker).evaluate(env, context="lock_file"):
-                continue
-            out[pkg["name"]] = Version(pkg["version"])
-        except (KeyError, ValueError, TypeError):
-            continue
-    return out

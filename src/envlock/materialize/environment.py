@@ -21,8 +21,9 @@ from envlock import __version__
 from envlock.cache.builds import built_wheel
 from envlock.cache.store import ArtifactStore, CorruptEntry
 from envlock.cache.unpack import TamperedTree, UnpackedWheel, discard, unpacked
-from envlock.errors import EnvlockError, UsageError
-from envlock.lock.select import Artifact, LoadedLock
+from envlock.errors import MissingArtifactsError, UsageError
+from envlock.lock.artifacts import Artifact
+from envlock.lock.lockfile import LockFile
 from envlock.materialize.archive import write_archive
 from envlock.materialize.install import Linker, install_wheel
 from envlock.materialize.layout import Layout
@@ -32,12 +33,6 @@ from envlock.platforms import Target
 ENV_META = "envlock.json"
 # Installing is mostly link/mkdir syscalls between bits of Python: past two threads the GIL wins.
 WORKERS = 2
-
-
-class MissingArtifactsError(EnvlockError):
-    """The cache lacks artifacts the environment needs (run ``envlock fetch``)."""
-
-    exit_code = 1
 
 
 @dataclass(frozen=True)
@@ -52,7 +47,7 @@ class MaterializeResult:
 
 
 def wheels_for(
-    store: ArtifactStore, lock: LoadedLock, target: Target, fetch_hint: str
+    store: ArtifactStore, lock: LockFile, target: Target, fetch_hint: str
 ) -> list[tuple[Artifact, Path, str]]:
     """(artifact, wheel file, cache key) for every package of the target; all or an error."""
     out: list[tuple[Artifact, Path, str]] = []
@@ -85,7 +80,7 @@ def wheels_for(
 
 
 def materialize(
-    lock: LoadedLock,
+    lock: LockFile,
     platform: str,
     store: ArtifactStore,
     *,
@@ -256,7 +251,7 @@ hash -r 2>/dev/null
 
 
 def _write_meta(
-    root: Path, lock: LoadedLock, target: Target, base: BasePython, artifacts: Sequence[Artifact]
+    root: Path, lock: LockFile, target: Target, base: BasePython, artifacts: Sequence[Artifact]
 ) -> None:
     meta = {
         "envlock": __version__,

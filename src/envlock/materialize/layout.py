@@ -16,7 +16,7 @@ class Layout:
 
     @classmethod
     def for_target(cls, target: Target) -> Layout:
-        return cls(target.platform.startswith("win"), target.python_version)
+        return cls(target.platform_info.windows, target.python_version)
 
     @property
     def site_packages(self) -> str:

@@ -88,7 +88,7 @@ def find_host_python(wanted: str) -> BasePython | None:
 
 def resolve_base_python(target: Target, option: str | None) -> BasePython:
     """``--base-python`` checked against the target, or a host interpreter for the host."""
-    windows = target.platform.startswith("win")
+    windows = target.platform_info.windows
     is_host = target.platform == host_platform()
     wanted = target.python
     if option is None:

@@ -17,9 +17,10 @@ from packaging.version import InvalidVersion, Version
 
 from envlock.cache.unpack import record_hash
 from envlock.errors import UsageError
-from envlock.lock.select import LoadedLock
+from envlock.lock.lockfile import LockFile
 from envlock.materialize.environment import ENV_META
 from envlock.materialize.layout import Layout
+from envlock.platforms import PLATFORMS
 
 _IGNORED_DIRS = {"__pycache__"}
 
@@ -47,7 +48,7 @@ def read_meta(env_dir: Path) -> dict[str, object]:
     return meta
 
 
-def verify(env_dir: Path, lock: LoadedLock | None) -> Report:
+def verify(env_dir: Path, lock: LockFile | None) -> Report:
     """Compare ``env_dir`` with ``lock`` (or with the package list it recorded at build time)."""
     meta = read_meta(env_dir)
     report = Report()
@@ -64,7 +65,7 @@ def verify(env_dir: Path, lock: LoadedLock | None) -> Report:
     else:
         expected = recorded
     python_version = ".".join(str(meta.get("python", "3")).split(".")[:2])
-    layout = Layout(platform.startswith("win"), python_version)
+    layout = Layout(PLATFORMS[platform].windows if platform in PLATFORMS else False, python_version)
     site = env_dir / layout.site_packages
     if not site.is_dir():
         report.problems.append(f"missing {layout.site_packages}")

@@ -1,0 +1,102 @@
+"""``envlock lock --check``: is every lock fresh? Offline by default; ``--online`` also asks
+each package's recorded index whether it still lists exactly the locked files.
+
+The offline path imports no network code: it runs on every commit (pre-commit, CI).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.pylock import PackageSdist, PackageWheel
+
+from envlock.errors import StaleLockError
+from envlock.lock import lockfile
+from envlock.lock.staleness import check
+from envlock.spec import EnvironmentSpec
+
+
+def check_locks(envs: Sequence[EnvironmentSpec]) -> None:
+    """Fail on the first missing or stale lock (exit 1). Touches no network."""
+    for env in envs:
+        check(env, env.targets)
+
+
+@dataclass(frozen=True)
+class OnlineReport:
+    """What ``--check --online`` found: one line per locked file that the index contradicts."""
+
+    files: int
+    problems: tuple[str, ...]
+
+
+def check_online(envs: Sequence[EnvironmentSpec], cache_dir: Path) -> OnlineReport:
+    """Every locked file must still be listed by its package's recorded index, at the same URL
+    and with the same sha256. Catches a lock edited to point a file elsewhere."""
+    from envlock.index.auth import redact
+    from envlock.index.client import HttpClient
+    from envlock.index.repository import IndexSession
+    from envlock.index.transport import SecurityPolicy, insecure_hosts_from_env
+
+    check_locks(envs)
+    indexes = list({i.url: i for env in envs for i in env.indexes}.values())
+    insecure = frozenset().union(*(env.insecure_hosts for env in envs))
+    policy = SecurityPolicy(insecure | insecure_hosts_from_env())
+    for index in indexes:
+        policy.check(index.url)
+    problems: list[str] = []
+    files = 0
+    with HttpClient(indexes, insecure_hosts=insecure) as http:
+        session = IndexSession(http, cache_dir)
+        for env in envs:
+            lock = lockfile.load(env.lock_path)
+            by_url = {redact(i.url): i for i in env.indexes}
+            jobs = []
+            for pkg in lock.pylock.packages:
+                dists: list[PackageWheel | PackageSdist] = [
+                    *(pkg.wheels or []),
+                    *([pkg.sdist] if pkg.sdist else []),
+                ]
+                files += len(dists)
+                found_index = by_url.get(pkg.index or "")
+                if found_index is None:
+                    problems.append(
+                        f"{lock.path.name}: {pkg.name} {pkg.version}: locked from "
+                        f"{pkg.index or 'no recorded index'}, which the spec does not list"
+                    )
+                    continue
+                jobs.append((pkg, dists, http.pool.submit(session.page, found_index, pkg.name)))
+            for pkg, dists, fut in jobs:
+                page = fut.result()
+                where = f"{lock.path.name}: {pkg.name} {pkg.version}"
+                if page is None:
+                    problems.append(f"{where}: {pkg.index} no longer lists {pkg.name}")
+                    continue
+                listed = {f.filename: f for f in page.files_of(pkg.version)} if pkg.version else {}
+                for dist in dists:
+                    name = dist.filename
+                    found = listed.get(name)
+                    sha = dist.hashes.get("sha256")
+                    if found is None:
+                        problems.append(f"{where}: {name} is not listed by {pkg.index}")
+                    elif redact(found.url) != dist.url:
+                        problems.append(
+                            f"{where}: {name}: the lock says {dist.url}, the index lists "
+                            f"{redact(found.url)}"
+                        )
+                    elif found.sha256 is not None and found.sha256 != sha:
+                        problems.append(
+                            f"{where}: {name}: sha256 {sha} in the lock, {found.sha256} on the "
+                            "index"
+                        )
+    return OnlineReport(files, tuple(problems))
+
+
+def require_clean(report: OnlineReport) -> None:
+    if report.problems:
+        raise StaleLockError(
+            f"{len(report.problems)} locked file(s) do not match their index",
+            hint="re-lock with `envlock lock`, and find out who changed the lock",
+        )

@@ -1,0 +1,339 @@
+"""``envlock lock``: resolve each environment for each of its platforms and write its lock.
+
+Nothing is written unless every environment resolved. The result says what changed since the
+last lock (versions, and any package that moved to another index) and which packages differ
+between the platforms of one environment, and why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import NormalizedName
+from packaging.version import Version
+
+from envlock.errors import ResolutionError, UsageError
+from envlock.index.auth import redact
+from envlock.index.client import HttpClient
+from envlock.index.repository import HttpRepository, IndexSession, Routing
+from envlock.index.simple import DistFile
+from envlock.index.transport import SecurityPolicy, insecure_hosts_from_env
+from envlock.lock import lockfile
+from envlock.lock.document import build_lock
+from envlock.lock.lockfile import LockFile, write_lock
+from envlock.platforms import Target
+from envlock.progress import LockProgress
+from envlock.resolve import Policy, Resolution, resolve
+from envlock.resolve.candidates import Evaluator, Rejection
+from envlock.spec import EnvironmentSpec
+
+
+@dataclass(frozen=True)
+class LockOptions:
+    """What ``envlock lock`` was asked, beyond the spec."""
+
+    cache_dir: Path
+    upgrade: bool = False
+    upgrade_packages: frozenset[NormalizedName] = frozenset()
+
+
+@dataclass(frozen=True)
+class VersionSplit:
+    """A package locked at different versions on different platforms of one environment."""
+
+    name: str
+    versions: Mapping[str, str]  # platform -> version
+    reasons: Mapping[str, str]  # platform -> why it is not the newest there
+
+
+@dataclass(frozen=True)
+class Change:
+    """How a package differs from the previous lock."""
+
+    name: str
+    old: str | None
+    new: str | None
+    old_index: str | None = None
+    new_index: str | None = None
+
+    def describe(self) -> str:
+        if self.old is None:
+            return f"+ {self.name} {self.new}"
+        if self.new is None:
+            return f"- {self.name} {self.old}"
+        text = (
+            f"~ {self.name} {self.old} -> {self.new}"
+            if self.old != self.new
+            else (f"~ {self.name} {self.new}")
+        )
+        if self.old_index != self.new_index:
+            text += f" (index {self.old_index} -> {self.new_index})"
+        return text
+
+
+@dataclass(frozen=True)
+class LockResult:
+    """What one environment's lock run produced."""
+
+    env: EnvironmentSpec
+    path: Path
+    changed: bool
+    counts: dict[str, int]  # platform -> number of packages
+    versions: dict[str, str]  # name -> version(s), for the summary
+    splits: tuple[VersionSplit, ...] = ()
+    changes: tuple[Change, ...] = ()
+    warnings: tuple[str, ...] = field(default=())
+
+
+_MAX_UNIFORM_ROUNDS = 50
+
+
+def lock_environments(
+    envs: Sequence[EnvironmentSpec],
+    options: LockOptions,
+    progress: LockProgress | None = None,
+) -> list[LockResult]:
+    """Resolve and write the lock of every environment; nothing is written if one fails."""
+    progress = progress or LockProgress()
+    indexes = list({i.url: i for env in envs for i in env.indexes}.values())
+    insecure = frozenset().union(*(env.insecure_hosts for env in envs))
+    policy = SecurityPolicy(insecure | insecure_hosts_from_env())
+    for index in indexes:
+        policy.check(index.url)  # before any request: a plain-HTTP index fails at once
+    plans = []
+    with HttpClient(indexes, insecure_hosts=insecure) as http:
+        session = IndexSession(http, options.cache_dir, progress)
+        for env in envs:
+            previous = _previous(env, options)
+            locker = _EnvLocker(env, session, previous, options, progress)
+            resolutions = locker.resolve_all()
+            digests = _digests(session, resolutions)
+            document = build_lock(env, resolutions, digests)
+            plans.append((env, document, resolutions, locker, previous))
+    results = []
+    # Write only after every environment resolved: a failure leaves all locks as they were.
+    for env, document, resolutions, locker, previous in plans:
+        changed = write_lock(env.lock_path, document)
+        versions: dict[str, set[str]] = {}
+        for res in resolutions:
+            for pkg in res.packages.values():
+                versions.setdefault(pkg.name, set()).add(str(pkg.version))
+        warnings = [w for r in resolutions for w in r.warnings]
+        results.append(
+            LockResult(
+                env=env,
+                path=env.lock_path,
+                changed=changed,
+                counts={r.target.platform: len(r.packages) for r in resolutions},
+                versions={n: " | ".join(sorted(v)) for n, v in sorted(versions.items())},
+                splits=locker.splits(resolutions),
+                changes=_changes(previous, resolutions),
+                warnings=tuple(dict.fromkeys([*warnings, *session.warnings])),
+            )
+        )
+    return results
+
+
+def _previous(env: EnvironmentSpec, options: LockOptions) -> LockFile | None:
+    if options.upgrade:
+        return None
+    try:
+        return lockfile.read(env.lock_path)
+    except UsageError:
+        return None  # an unreadable lock (a merge conflict, say) is locked afresh
+
+
+class _EnvLocker:
+    """Resolution of one environment for each of its targets."""
+
+    def __init__(
+        self,
+        env: EnvironmentSpec,
+        session: IndexSession,
+        previous: LockFile | None,
+        options: LockOptions,
+        progress: LockProgress,
+    ) -> None:
+        self.env = env
+        self.previous = previous
+        self.options = options
+        self.progress = progress
+        locked = previous.indexes() if previous is not None else {}
+        self.repo: HttpRepository = session.repository(
+            Routing(
+                env.indexes,
+                {n: u for n, u in locked.items() if n not in options.upgrade_packages},
+            )
+        )
+        self.policy = Policy(env.prerelease, env.exclude_newer, env.sdist_allowed)  # type: ignore[arg-type]
+        self.preferences: dict[str, dict[str, Version]] = {}
+
+    def resolve_all(self) -> list[Resolution]:
+        targets = self.env.targets
+        constraints: dict[str, SpecifierSet] = {}
+        sources: dict[str, tuple[str, Version]] = {}
+        # Each round lowers at least one bound, so this ends; the cap is a safety net.
+        for _ in range(_MAX_UNIFORM_ROUNDS):
+            resolutions = [self._resolve(t, constraints, sources) for t in targets]
+            if not self.env.uniform_versions or not _uniform(resolutions, constraints, sources):
+                return resolutions
+        raise ResolutionError(
+            f"uniform-versions: no common versions found for {self.env.label} after "
+            f"{_MAX_UNIFORM_ROUNDS} rounds",
+            hint="pin the packages whose versions differ between platforms",
+        )
+
+    def _resolve(
+        self,
+        target: Target,
+        constraints: Mapping[str, SpecifierSet],
+        sources: Mapping[str, tuple[str, Version]],
+    ) -> Resolution:
+        self.progress.enter(f"resolving {self.env.label} for {target.label}")
+        prefs: dict[str, Version] = {}
+        if self.previous is not None:
+            prefs = {
+                n: v
+                for n, v in self.previous.locked_versions(target).items()
+                if n not in self.options.upgrade_packages
+            }
+        self.preferences[target.platform] = prefs
+        try:
+            return resolve(
+                self.env.requirements,
+                target,
+                self.repo,
+                self.policy,
+                preferences=prefs,
+                constraints=constraints,
+                progress=self.progress,
+            )
+        except ResolutionError as exc:
+            held = [f"{n}{c} (from {sources[n][0]})" for n, c in constraints.items()]
+            if not held:
+                raise
+            raise ResolutionError(
+                f"uniform-versions: {target.platform} cannot use the versions the other "
+                f"platforms allow ({', '.join(sorted(held))}): {exc.message}",
+                hint="set uniform-versions = false to let platforms differ, or pin the package",
+            ) from None
+
+    def splits(self, resolutions: Sequence[Resolution]) -> tuple[VersionSplit, ...]:
+        """Every package whose version differs between platforms, with the reason."""
+        out = []
+        names = sorted({n for r in resolutions for n in r.packages})
+        for name in names:
+            found = {r.target.platform: r.packages[name] for r in resolutions if name in r.packages}
+            if len({p.version for p in found.values()}) < 2:
+                continue
+            newest = max(p.version for p in found.values())
+            reasons = {}
+            for res in resolutions:
+                pkg = res.packages.get(name)
+                if pkg is not None and pkg.version != newest:
+                    reasons[res.target.platform] = self._why_not(res, name, newest)
+            out.append(
+                VersionSplit(
+                    name,
+                    {p: str(pkg.version) for p, pkg in sorted(found.items())},
+                    reasons,
+                )
+            )
+        return tuple(out)
+
+    def _why_not(self, res: Resolution, name: NormalizedName, newest: Version) -> str:
+        """Why ``res``'s platform did not take ``newest`` of ``name``."""
+        page = self.repo.project(name)
+        if page is not None and newest in page.versions:
+            result = Evaluator(res.target, self.policy).evaluate(
+                name, newest, page.files_of(newest), False
+            )
+            if isinstance(result, Rejection):
+                return f"{name} {newest}: {result.detail}"
+        pkg = res.packages[name]
+        for who, text in pkg.required_by:
+            try:
+                spec = Requirement(text).specifier
+            except InvalidRequirement:
+                continue
+            if not spec.contains(newest, prereleases=True):
+                return f"{who} requires {text}"
+        if self.preferences.get(res.target.platform, {}).get(name) == pkg.version:
+            return f"kept from the existing lock (--upgrade-package {name} to move it)"
+        return f"{name} {newest} does not fit the other packages pinned there"
+
+
+def _uniform(
+    resolutions: Sequence[Resolution],
+    constraints: dict[str, SpecifierSet],
+    sources: dict[str, tuple[str, Version]],
+) -> bool:
+    """Tighten ``constraints`` so a differing package is held to the oldest version chosen
+    anywhere; True if anything changed (resolve again), False at the fixed point."""
+    changed = False
+    names = {n for r in resolutions for n in r.packages}
+    for name in sorted(names):
+        found = [
+            (r.target.platform, r.packages[name].version) for r in resolutions if name in r.packages
+        ]
+        versions = {v for _, v in found}
+        if len(versions) < 2:
+            continue
+        platform, lowest = min(found, key=lambda pv: (pv[1], pv[0]))
+        constraints[name] = SpecifierSet(f"<={lowest}")
+        sources[name] = (platform, lowest)
+        changed = True
+    return changed
+
+
+def _digests(
+    session: IndexSession, resolutions: Sequence[Resolution]
+) -> dict[str, tuple[str, int]]:
+    """(sha256, size) of every file whose index did not list both, concurrently."""
+    todo: dict[str, DistFile] = {}
+    for res in resolutions:
+        for pkg in res.packages.values():
+            if pkg.file.sha256 is None or pkg.file.size is None:
+                todo[pkg.file.url] = pkg.file
+    found = session.http.pool.map(session.digest, todo.values())
+    return dict(zip(todo, found, strict=True))
+
+
+def _changes(previous: LockFile | None, resolutions: Sequence[Resolution]) -> tuple[Change, ...]:
+    """What changed since ``previous``, over every platform of this lock."""
+    if previous is None:
+        return ()
+    old: dict[str, tuple[set[str], set[str | None]]] = {}
+    new: dict[str, tuple[set[str], set[str | None]]] = {}
+    for res in resolutions:
+        for locked, (version, index) in previous.locked_for(res.target).items():
+            entry = old.setdefault(locked, (set(), set()))
+            entry[0].add(str(version))
+            entry[1].add(index)
+        for resolved, pkg in res.packages.items():
+            entry = new.setdefault(resolved, (set(), set()))
+            entry[0].add(str(pkg.version))
+            entry[1].add(redact(pkg.file.index) if pkg.file.index else None)
+    out = []
+    for name in sorted(set(old) | set(new)):
+        before, after = old.get(name), new.get(name)
+        if before == after:
+            continue
+        out.append(
+            Change(
+                name,
+                " | ".join(sorted(before[0])) if before else None,
+                " | ".join(sorted(after[0])) if after else None,
+                _one(before[1]) if before else None,
+                _one(after[1]) if after else None,
+            )
+        )
+    return tuple(out)
+
+
+def _one(values: set[str | None]) -> str | None:
+    return sorted(v or "" for v in values)[0] or None

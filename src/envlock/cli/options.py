@@ -1,0 +1,26 @@
+"""Options shared by several commands, declared once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from envlock.cli.output import Verbosity
+
+SpecOpt = Annotated[Path, typer.Option("--spec", help="Path to envlock.toml.")]
+CacheOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--cache-dir",
+        help="Cache directory (default: ENVLOCK_CACHE_DIR or the user cache dir).",
+        show_default=False,
+    ),
+]
+QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="Only errors.")]
+VerboseOpt = Annotated[bool, typer.Option("-v", "--verbose", help="More detail; tracebacks.")]
+
+
+def set_verbosity(quiet: bool, verbose: bool) -> None:
+    Verbosity.level = -1 if quiet else (1 if verbose else 0)

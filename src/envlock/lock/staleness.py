@@ -1,0 +1,43 @@
+"""Whether a lock still matches its spec: the offline half of ``lock --check``. No network."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from envlock.errors import StaleLockError, UsageError
+from envlock.lock import lockfile
+from envlock.platforms import Target
+from envlock.spec import EnvironmentSpec
+
+
+def staleness(env: EnvironmentSpec, targets: Sequence[Target]) -> str | None:
+    """Why the lock of ``env`` does not match the spec, or None when it is fresh."""
+    path = env.lock_path
+    try:
+        lock = lockfile.read(path)
+    except UsageError as exc:
+        return str(exc)
+    if lock is None:
+        return f"{path.name} is missing: run `envlock lock`"
+    if lock.envlock.spec_hash != env.content_hash():
+        return (
+            f"{path.name} is stale: the spec of environment '{env.label}' changed "
+            "since it was locked"
+        )
+    locked = {t.platform for t in lock.envlock.targets}
+    wanted = {t.platform for t in targets}
+    if wanted - locked:
+        return f"{path.name} is stale: platform(s) {', '.join(sorted(wanted - locked))} not locked"
+    if locked - wanted:
+        return (
+            f"{path.name} is stale: locks platform(s) {', '.join(sorted(locked - wanted))} "
+            "the spec no longer asks for"
+        )
+    return None
+
+
+def check(env: EnvironmentSpec, targets: Sequence[Target]) -> None:
+    """Raise StaleLockError (exit 1) when the lock is missing or stale."""
+    reason = staleness(env, targets)
+    if reason is not None:
+        raise StaleLockError(reason, hint="run `envlock lock` and commit the result")
