@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import socket
-import ssl
-import subprocess
 
 import pytest
 
@@ -538,33 +536,9 @@ def test_platforms_command_lists_every_platform(project):
     assert "manylinux_2_28_x86_64" in r.stdout
 
 
-def test_tls_index_trusted_through_ssl_cert_file(index, project, tmp_path):
+def test_tls_index_trusted_through_ssl_cert_file(index, project, tls_cert):
     """A private CA (corporate proxy, internal index): trusted only via SSL_CERT_FILE."""
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-days",
-            "2",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
+    cert, context = tls_cert
     server = index([Dist("a", "1.0")], tls=context)
     assert server.url.startswith("https://")
     write_spec(

@@ -145,6 +145,8 @@ class IndexServer:
         relative_urls: bool = True,
         workdir: Path | None = None,
         tls: ssl.SSLContext | None = None,
+        api_version: str = "1.1",
+        hashes: bool = True,
     ) -> None:
         if mode not in ("json", "html"):
             raise ValueError(f"mode must be 'json' or 'html', not {mode!r}")
@@ -154,6 +156,9 @@ class IndexServer:
         self.auth = auth
         self.relative_urls = relative_urls
         self.tls = tls  # serve HTTPS with this server-side context
+        self.api_version = api_version  # meta.api-version / pypi:repository-version
+        self.hashes = hashes  # False: list files without any hash (an index that lists none)
+        self.host: str | None = None  # when set, absolute URLs use this host (behind a proxy)
         self._own_workdir = workdir is None
         self.workdir = (
             Path(tempfile.mkdtemp(prefix="envlock-index-")) if workdir is None else workdir
@@ -167,6 +172,10 @@ class IndexServer:
         self._modified: dict[str, float] = {}
         self._failures: list[_Failure] = []
         self._cuts: list[list[Any]] = []
+        self._overrides: dict[str, tuple[int, dict[str, str], bytes]] = {}
+        self._trickles: list[tuple[str, float]] = []
+        self._metadata_overrides: dict[str, bytes] = {}
+        self._moved: dict[str, str] = {}
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         for dist in dists:
@@ -222,7 +231,7 @@ class IndexServer:
     def base_url(self) -> str:
         """``http://127.0.0.1:PORT`` (no trailing slash, no credentials)."""
         scheme = "https" if self.tls is not None else "http"
-        return f"{scheme}://127.0.0.1:{self.port}"
+        return f"{scheme}://{self.host or '127.0.0.1'}:{self.port}"
 
     @property
     def url(self) -> str:
@@ -269,11 +278,44 @@ class IndexServer:
         with self._lock:
             self._failures.append(_Failure(path_prefix, status, times, retry_after))
 
+    def clear_failures(self) -> None:
+        """Forget every pending :meth:`fail`."""
+        with self._lock:
+            self._failures.clear()
+
     def cut(self, path_prefix: str, after_bytes: int, times: int = 1) -> None:
         """The next ``times`` GETs of a matching path send only ``after_bytes`` of the body
         (with the full Content-Length) and then drop the connection: a broken download."""
         with self._lock:
             self._cuts.append([path_prefix, after_bytes, times])
+
+    def override(
+        self, path: str, status: int = 200, body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> None:
+        """Answer GETs of exactly ``path`` with this raw response (a lying or broken index)."""
+        with self._lock:
+            self._overrides[path] = (status, dict(headers or {}), body)
+
+    def trickle(self, path_prefix: str, seconds_per_byte: float) -> None:
+        """Send the bodies of matching paths one byte at a time (a stalled-but-alive server)."""
+        with self._lock:
+            self._trickles.append((path_prefix, seconds_per_byte))
+
+    def serve_metadata(self, filename: str, metadata: bytes) -> None:
+        """Advertise and serve this PEP 658 metadata for ``filename`` instead of the wheel's
+        own METADATA (an index whose sidecar disagrees with the wheel it describes)."""
+        with self._lock:
+            entry = self._files[filename]
+            entry.metadata = metadata
+            entry.metadata_sha256 = hashlib.sha256(metadata).hexdigest()
+            Path(f"{entry.path}.metadata").write_bytes(metadata)
+            self._touch(canonicalize_name(entry.dist.name))
+
+    def list_at(self, filename: str, url: str) -> None:
+        """List ``filename`` with another (absolute) URL, e.g. on another host."""
+        with self._lock:
+            self._moved[filename] = url
+            self._touch(canonicalize_name(self._files[filename].dist.name))
 
     def file_path(self, filename: str) -> Path:
         """On-disk file served for ``filename`` (tests may overwrite it)."""
@@ -306,8 +348,14 @@ class IndexServer:
         target = h.path
         path = urlsplit(target).path
         headers = {k.lower(): v for k, v in h.headers.items()}
+        with self._lock:
+            override = self._overrides.get(path)
+            trickle = next((s for prefix, s in self._trickles if path.startswith(prefix)), None)
         try:
-            status, resp_headers, body = self._route(path, headers, h.command)
+            if override is not None:
+                status, resp_headers, body = override[0], dict(override[1]), override[2]
+            else:
+                status, resp_headers, body = self._route(path, headers, h.command)
         except Exception as exc:  # pragma: no cover - a bug in the fixture itself
             status, resp_headers, body = 500, {}, f"test index error: {exc!r}\n".encode()
         with self._lock:
@@ -332,6 +380,12 @@ class IndexServer:
                 if cut is not None:
                     cut[2] -= 1
             try:
+                if trickle is not None:
+                    for i in range(len(body)):
+                        h.wfile.write(body[i : i + 1])
+                        h.wfile.flush()
+                        time.sleep(trickle)
+                    return
                 h.wfile.write(body if cut is None else body[: cut[1]])
                 if cut is not None:
                     h.wfile.flush()
@@ -420,15 +474,21 @@ class IndexServer:
         with self._lock:
             projects = sorted(self._display_names.items())
             modified = max(self._modified.values(), default=0.0)
-        data = {"meta": {"api-version": "1.1"}, "projects": [{"name": n} for _, n in projects]}
+        data = {
+            "meta": {"api-version": self.api_version},
+            "projects": [{"name": n} for _, n in projects],
+        }
         links = "\n".join(
             f'    <a href="{html.escape(quote(p) + "/")}">{html.escape(n)}</a><br/>'
             for p, n in projects
         )
-        page = _html_doc("Simple index", links)
+        page = _html_doc("Simple index", links, api_version=self.api_version)
         return data, page, modified
 
     def _file_href(self, filename: str) -> str:
+        moved = self._moved.get(filename)
+        if moved is not None:
+            return moved
         if self.relative_urls:
             return f"../../files/{quote(filename)}"
         return self.file_url(filename)
@@ -453,7 +513,7 @@ class IndexServer:
             info: dict[str, Any] = {
                 "filename": e.filename,
                 "url": url,
-                "hashes": {"sha256": e.sha256},
+                "hashes": {"sha256": e.sha256} if self.hashes else {},
                 "requires-python": e.dist.requires_python,
                 "yanked": e.yanked,
                 "core-metadata": core,
@@ -463,7 +523,8 @@ class IndexServer:
             if e.dist.upload_time is not None:
                 info["upload-time"] = e.dist.upload_time
             files.append(info)
-            attrs = [f'href="{html.escape(url)}#sha256={e.sha256}"']
+            fragment = f"#sha256={e.sha256}" if self.hashes else ""
+            attrs = [f'href="{html.escape(url)}{fragment}"']
             if e.dist.requires_python is not None:
                 attrs.append(f'data-requires-python="{html.escape(e.dist.requires_python)}"')
             if e.yanked is not False:
@@ -474,12 +535,14 @@ class IndexServer:
                 attrs.append(f'data-dist-info-metadata="sha256={core["sha256"]}"')
             anchors.append(f"    <a {' '.join(attrs)}>{html.escape(e.filename)}</a><br/>")
         data = {
-            "meta": {"api-version": "1.1"},
+            "meta": {"api-version": self.api_version},
             "name": project,
             "files": files,
             "versions": versions,
         }
-        page = _html_doc(f"Links for {project}", "\n".join(anchors), heading=True)
+        page = _html_doc(
+            f"Links for {project}", "\n".join(anchors), heading=True, api_version=self.api_version
+        )
         return data, page, modified
 
     def _file(self, name: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
@@ -548,11 +611,11 @@ def _parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
     return max(0, size - suffix), size - 1
 
 
-def _html_doc(title: str, body: str, *, heading: bool = False) -> str:
+def _html_doc(title: str, body: str, *, heading: bool = False, api_version: str = "1.1") -> str:
     h1 = f"    <h1>{html.escape(title)}</h1>\n" if heading else ""
     return (
         "<!DOCTYPE html>\n<html>\n  <head>\n"
-        '    <meta name="pypi:repository-version" content="1.1">\n'
+        f'    <meta name="pypi:repository-version" content="{api_version}">\n'
         f"    <title>{html.escape(title)}</title>\n  </head>\n  <body>\n"
         f"{h1}{body}\n  </body>\n</html>\n"
     )

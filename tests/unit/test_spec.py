@@ -544,3 +544,89 @@ def test_exclude_newer_accepts_a_bare_toml_date(tmp_path: Path) -> None:
     spec = load_spec(path)
     assert spec.root.exclude_newer is not None
     assert spec.root.exclude_newer.isoformat() == "2024-03-01T00:00:00+00:00"
+
+
+# --- index pinning, uniform versions, insecure hosts -------------------------------------------
+
+
+def test_index_packages_are_pinned_and_normalised() -> None:
+    spec = _parse(
+        """
+        python = "3.11"
+        platforms = ["linux-64"]
+        [[index]]
+        name = "pypi"
+        url = "https://pypi.org/simple/"
+        [[index]]
+        name = "private"
+        url = "https://pkgs.example.com/simple"
+        packages = ["Internal_Lib", "other"]
+        """
+    )
+    pypi, private = spec.root.indexes
+    assert not pypi.explicit and pypi.packages == frozenset()
+    assert private.explicit and private.packages == {"internal-lib", "other"}
+    assert private.url == "https://pkgs.example.com/simple/"
+
+
+@pytest.mark.parametrize(
+    ("packages", "message"),
+    [
+        ('"x"', "must be a list of package names"),
+        ('[""]', "must be a list of package names"),
+        ('["bad name!"]', "not a package name: 'bad name!'"),
+    ],
+)
+def test_bad_index_packages_are_errors(packages: str, message: str) -> None:
+    err = _error(
+        f'python = "3.11"\n[[index]]\nname = "a"\nurl = "https://a/simple/"\n'
+        f"packages = {packages}\n"
+    )
+    assert "key 'index[0].packages'" in str(err) and message in str(err)
+
+
+def test_pinning_changes_the_spec_hash() -> None:
+    base = (
+        'python = "3.11"\nplatforms = ["linux-64"]\n[[index]]\nname = "a"\nurl = "https://a/s/"\n'
+    )
+    plain = _parse(base).root.content_hash()
+    pinned = _parse(base + 'packages = ["x"]\n').root.content_hash()
+    assert plain != pinned
+
+
+def test_uniform_versions_is_inherited_and_hashed() -> None:
+    spec = _parse(
+        """
+        python = "3.11"
+        uniform-versions = true
+        [environments.a]
+        [environments.b]
+        uniform-versions = false
+        """
+    )
+    assert spec.root.uniform_versions
+    assert spec.environments["a"].uniform_versions
+    assert not spec.environments["b"].uniform_versions
+    off = _parse('python = "3.11"\n').root
+    assert off.content_hash() != spec.root.content_hash()
+
+
+def test_uniform_versions_must_be_a_boolean() -> None:
+    err = _error('python = "3.11"\nuniform-versions = "yes"\n')
+    assert "key 'uniform-versions': must be true or false" in str(err)
+
+
+def test_insecure_hosts_are_read_and_checked() -> None:
+    spec = _parse('python = "3.11"\ninsecure-hosts = ["Mirror.LAN", "10.0.0.5:8080"]\n')
+    assert spec.root.insecure_hosts == {"mirror.lan", "10.0.0.5:8080"}
+    assert _parse('python = "3.11"\n').root.insecure_hosts == frozenset()
+    err = _error('python = "3.11"\ninsecure-hosts = ["http://x/"]\n')
+    assert "key 'insecure-hosts': not a host name" in str(err)
+    err = _error('python = "3.11"\ninsecure-hosts = "x"\n')
+    assert "key 'insecure-hosts': must be a list" in str(err)
+
+
+def test_legacy_aliases_default_on_and_can_be_turned_off() -> None:
+    assert _parse('python = "3.11"\n').root.platform_options.manylinux_legacy_aliases
+    off = _parse('python = "3.11"\n[platform-tags]\nmanylinux-legacy-aliases = false\n')
+    assert not off.root.platform_options.manylinux_legacy_aliases

@@ -108,8 +108,10 @@ def lock_environments(
     with HttpClient(indexes, insecure_hosts=insecure) as http:
         session = IndexSession(http, options.cache_dir, progress)
         for env in envs:
-            previous = _previous(env, options)
-            locker = _EnvLocker(env, session, previous, options, progress)
+            previous = _previous(env)
+            locker = _EnvLocker(
+                env, session, None if options.upgrade else previous, options, progress
+            )
             resolutions = locker.resolve_all()
             digests = _digests(session, resolutions)
             document = build_lock(env, resolutions, digests)
@@ -138,9 +140,7 @@ def lock_environments(
     return results
 
 
-def _previous(env: EnvironmentSpec, options: LockOptions) -> LockFile | None:
-    if options.upgrade:
-        return None
+def _previous(env: EnvironmentSpec) -> LockFile | None:
     try:
         return lockfile.read(env.lock_path)
     except UsageError:

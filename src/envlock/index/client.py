@@ -22,11 +22,11 @@ from envlock import __version__
 from envlock.errors import EnvlockError, NetworkError
 from envlock.index.auth import BasicAuth, Credentials, host_of, redact
 from envlock.index.transport import (
-    FileTransport,
     HttpSettings,
     SecurityPolicy,
     deadline_passed,
     enforce_deadlines,
+    file_response,
     insecure_hosts_from_env,
     set_deadline,
     ssl_context,
@@ -62,7 +62,6 @@ class HttpClient:
             verify=verify,
             limits=httpx.Limits(max_connections=max_workers, max_keepalive_connections=max_workers),
             trust_env=True,
-            mounts={"file://": FileTransport()},
             event_hooks={
                 "request": [self.policy.on_request],
                 "response": [self.policy.on_response],
@@ -136,6 +135,8 @@ class HttpClient:
     ) -> httpx.Response:
         clean = redact(url)
         self.policy.check(clean)
+        if clean.startswith("file:"):
+            return file_response(clean)
         attempt = 0
         while True:
             attempt += 1

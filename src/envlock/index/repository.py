@@ -128,7 +128,8 @@ class IndexSession:
         elif response.status_code != 200:
             raise status_error(response, f"cannot fetch the page of {name}")
         else:
-            final_url = redact(str(response.url))
+            # Relative file URLs resolve against where the page really was (after redirects).
+            final_url = key if key.startswith("file:") else redact(str(response.url))
             fresh = CachedPage(
                 url=final_url,
                 body=response.content,

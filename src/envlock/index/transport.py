@@ -270,28 +270,28 @@ def enforce_deadlines(client: httpx.Client) -> None:
 # -- file:// indexes -----------------------------------------------------------------------------
 
 
-class FileTransport(httpx.BaseTransport):
-    """``file://`` URLs: a directory answers with its ``index.html`` (a PEP 503 tree on disk)."""
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        parts = urlsplit(str(request.url))
-        if parts.hostname and not is_loopback(parts.hostname):
-            raise InsecureTransport(
-                f"file URLs with a host are not supported: {redact(str(request.url))}",
-                hint="mount the share and use file:///path/to/simple/",
-            )
-        path = Path(unquote(parts.path))
-        if path.is_dir():
-            path = path / "index.html"
-        try:
-            data = path.read_bytes()
-        except (FileNotFoundError, NotADirectoryError):
-            return httpx.Response(404, request=request)
-        except PermissionError:
-            return httpx.Response(403, request=request)
-        ctype = (
-            "text/html"
-            if path.suffix in (".html", ".htm")
-            else (mimetypes.guess_type(path.name)[0] or "application/octet-stream")
+def file_response(url: str) -> httpx.Response:
+    """A ``file://`` URL as a response: a directory answers with its ``index.html`` (a PEP 503
+    tree on disk). httpx cannot route file URLs, so the client answers them itself."""
+    parts = urlsplit(url)
+    request = httpx.Request("GET", "http://file.invalid/")
+    if parts.hostname and not is_loopback(parts.hostname):
+        raise InsecureTransport(
+            f"file URLs with a host are not supported: {redact(url)}",
+            hint="mount the share and use file:///path/to/simple/",
         )
-        return httpx.Response(200, content=data, headers={"Content-Type": ctype}, request=request)
+    path = Path(unquote(parts.path))
+    if path.is_dir():
+        path = path / "index.html"
+    try:
+        data = path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return httpx.Response(404, request=request)
+    except PermissionError:
+        return httpx.Response(403, request=request)
+    ctype = (
+        "text/html"
+        if path.suffix in (".html", ".htm")
+        else (mimetypes.guess_type(path.name)[0] or "application/octet-stream")
+    )
+    return httpx.Response(200, content=data, headers={"Content-Type": ctype}, request=request)

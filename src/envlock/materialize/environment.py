@@ -17,11 +17,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
 from envlock import __version__
 from envlock.cache.builds import built_wheel
 from envlock.cache.store import ArtifactStore, CorruptEntry
 from envlock.cache.unpack import TamperedTree, UnpackedWheel, discard, unpacked
-from envlock.errors import MissingArtifactsError, UsageError
+from envlock.core_metadata import MetadataError, parse_metadata, requires_key
+from envlock.errors import IntegrityError, MissingArtifactsError, UsageError
 from envlock.lock.artifacts import Artifact
 from envlock.lock.lockfile import LockFile
 from envlock.materialize.archive import write_archive
@@ -116,6 +120,8 @@ def materialize(
         trees = list(
             pool.map(lambda w: unpacked(store, w[1], w[2], w[0].name, w[0].version), wheels)
         )
+        for (art, _, _), tree in zip(wheels, trees, strict=True):
+            check_metadata(lock, art, tree)
         on_phase("installing")
         linker = Linker(link_mode)
 
@@ -162,6 +168,34 @@ def materialize(
         pool.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(staging, ignore_errors=True)
     return MaterializeResult(target, output, archive, sha, len(wheels), linker.mode, compiled)
+
+
+def check_metadata(lock: LockFile, art: Artifact, tree: UnpackedWheel) -> None:
+    """The wheel's own METADATA must say what the lock was resolved from (an index's PEP 658
+    file could have said otherwise): the same name, version and dependencies."""
+    try:
+        meta = parse_metadata((tree.root / tree.dist_info / "METADATA").read_bytes())
+    except (OSError, MetadataError) as exc:
+        raise IntegrityError(f"{art.filename}: unreadable METADATA ({exc})") from None
+    if meta.name != canonicalize_name(art.name) or meta.version != Version(art.version):
+        raise IntegrityError(
+            f"{art.filename}: its METADATA names {meta.name} {meta.version}, the lock says "
+            f"{art.name} {art.version}"
+        )
+    recorded = lock.requires_dist(art.name, art.version, art.filename)
+    if recorded is None:
+        return  # a lock from before envlock recorded dependencies
+    actual = requires_key(meta.requires_dist)
+    if actual != recorded:
+        extra = sorted(set(actual) - set(recorded))
+        missing = sorted(set(recorded) - set(actual))
+        detail = "; ".join([*(f"+{r}" for r in extra[:3]), *(f"-{r}" for r in missing[:3])])
+        raise IntegrityError(
+            f"{art.filename}: its METADATA declares other dependencies than the lock was "
+            f"resolved from ({detail})",
+            hint="the index's metadata (PEP 658) disagrees with the wheel: re-lock, and check "
+            "the index",
+        )
 
 
 def _overlapping(trees: Sequence[UnpackedWheel]) -> bool:

@@ -71,12 +71,16 @@ class _Explainer:
         for name in names:
             if name in self.p.missing:
                 asked = [c for c in causes if c.requirement.name == name]
-                urls = ", ".join(redact(i.url) for i in self.p.repo.indexes)
-                return ResolutionError(
-                    f"no project named {name!r} on {urls} ({who(asked[0].parent)} requires "
-                    f"{asked[0].requirement.text})",
-                    hint="check the spelling, and which index should serve it",
-                )
+                return self._missing(name, who(asked[0].parent), asked[0].requirement.text)
+        for name in names:
+            # Versions dropped because a dependency is on no index: that is the whole story.
+            for v in self._in_range(name, _spec([c for c in causes
+                                                  if c.requirement.name == name])):
+                conflict = self.p.lookahead.conflicts.get((name, v))
+                if conflict is not None and conflict.requirement.name in self.p.missing:
+                    return self._missing(
+                        conflict.requirement.name, f"{name} {v}", conflict.requirement.text
+                    )
         python = [c for c in causes if c.requirement.name == PYTHON]
         for name in names:
             if name != PYTHON:
@@ -99,6 +103,13 @@ class _Explainer:
         if self.fixes and not self.clash:
             hint = "set " + self.fixes[0]
         return ResolutionError(f"cannot resolve for {where}:\n  " + "\n  ".join(shown), hint=hint)
+
+    def _missing(self, name: str, asker: str, text: str) -> ResolutionError:
+        urls = ", ".join(redact(i.url) for i in self.p.repo.indexes)
+        return ResolutionError(
+            f"no project named {name!r} on {urls} ({asker} requires {text})",
+            hint="check the spelling, and which index should serve it",
+        )
 
     def _single_no_wheel(self, names: list[str], causes: Sequence[Info]) -> ResolutionError | None:
         """One project whose every version in range is unusable for file reasons: say so in

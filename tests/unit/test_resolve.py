@@ -1,0 +1,291 @@
+"""The resolver against an in-memory index: preferences, lookahead, explanations."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
+from envlock.errors import ResolutionError
+from envlock.platforms import PlatformOptions, Target
+from envlock.resolve import Policy, Resolution, resolve
+from support.memory import MemoryRepository
+from support.wheels import Dist
+
+LINUX = Target("linux-64", "3.11")
+
+
+def _resolve(
+    dists: list[Dist],
+    *reqs: str,
+    target: Target = LINUX,
+    policy: Policy | None = None,
+    **kw: object,
+) -> tuple[Resolution, MemoryRepository]:
+    repo = MemoryRepository(dists)
+    res = resolve([Requirement(r) for r in reqs], target, repo, policy or Policy(), **kw)  # type: ignore[arg-type]
+    return res, repo
+
+
+def _pins(res: Resolution) -> dict[str, str]:
+    return {str(n): str(p.version) for n, p in res.packages.items()}
+
+
+def _error(dists: list[Dist], *reqs: str, **kw: object) -> ResolutionError:
+    with pytest.raises(ResolutionError) as info:
+        _resolve(dists, *reqs, **kw)  # type: ignore[arg-type]
+    return info.value
+
+
+# --- basics ---------------------------------------------------------------------------------------
+
+
+def test_newest_versions_win_and_dependencies_follow() -> None:
+    res, _ = _resolve(
+        [
+            Dist("a", "1.0", requires=["b"]),
+            Dist("a", "2.0", requires=["b>=2"]),
+            Dist("b", "1.0"),
+            Dist("b", "2.0"),
+            Dist("b", "3.0"),
+        ],
+        "a",
+    )
+    assert _pins(res) == {"a": "2.0", "b": "3.0"}
+    assert res.packages["b"].required_by == (("a 2.0", "b>=2"),)
+    assert res.packages["a"].requires_dist == ("b>=2",)
+
+
+def test_preferences_keep_locked_versions() -> None:
+    dists = [Dist("a", "1.0"), Dist("a", "2.0")]
+    res, _ = _resolve(dists, "a", preferences={"a": Version("1.0")})
+    assert _pins(res) == {"a": "1.0"}
+
+
+def test_constraints_hold_versions_back_without_requiring_anything() -> None:
+    dists = [Dist("a", "1.0", requires=["b"]), Dist("b", "1.0"), Dist("b", "2.0"), Dist("c", "1")]
+    res, _ = _resolve(dists, "a", constraints={"b": SpecifierSet("<=1.0"), "c": SpecifierSet()})
+    assert _pins(res) == {"a": "1.0", "b": "1.0"}
+
+
+def test_yanked_version_pinned_with_double_equals_is_locked_with_a_warning() -> None:
+    dists = [Dist("a", "1.0", yanked="CVE-2026-1: broken"), Dist("a", "0.9")]
+    res, _ = _resolve(dists, "a")
+    assert _pins(res) == {"a": "0.9"} and not res.warnings
+    res, _ = _resolve(dists, "a==1.0")
+    assert _pins(res) == {"a": "1.0"}
+    assert res.warnings == (
+        "a 1.0 is yanked: CVE-2026-1: broken (locked because it is pinned with ==)",
+    )
+
+
+# --- conflicts explained --------------------------------------------------------------------------
+
+
+def _httpx_like() -> list[Dist]:
+    """httpx needs httpcore 1.x; every httpcore 1.x needs an h11 >= 0.13."""
+    dists = [Dist("h11", v) for v in ("0.8.0", "0.9.0", "0.12.0", "0.14.0", "0.16.0")]
+    dists += [Dist("httpcore", f"1.0.{i}", requires=["h11<0.15,>=0.13"]) for i in range(9)]
+    dists.append(Dist("httpcore", "1.0.9", requires=["h11>=0.16"]))
+    dists.append(Dist("httpcore", "0.9.0", requires=["h11<0.10"]))
+    dists += [
+        Dist("httpx", v, requires=["httpcore==1.*", "idna"])
+        for v in ("0.27.0", "0.27.2", "0.28.0", "0.28.1")
+    ]
+    dists.append(Dist("idna", "3.10"))
+    return dists
+
+
+def test_unsatisfiable_spec_fails_with_the_clashing_chain() -> None:
+    err = _error(_httpx_like(), "httpx>=0.27", "h11<0.10")
+    assert str(err).splitlines() == [
+        "cannot resolve for linux-64 / cp311:",
+        "  the spec requires httpx>=0.27",
+        "  httpx 0.27.0 … 0.28.1 require httpcore==1.*",
+        "  httpcore 1.0.9 requires h11>=0.16",
+        "  httpcore 1.0.0 … 1.0.8 require h11<0.15,>=0.13",
+        "  but the spec requires h11<0.10",
+    ]
+    assert err.hint == "relax one of these requirements"
+
+
+def test_the_lookahead_settles_a_clash_without_trying_combinations() -> None:
+    repo = MemoryRepository(_httpx_like())
+    with pytest.raises(ResolutionError):
+        resolve([Requirement("httpx>=0.27"), Requirement("h11<0.10")], LINUX, repo, Policy())
+    # Each httpx and httpcore version read once: 4 + 10, nothing retried.
+    assert repo.asked["metadata:httpx"] <= 4
+    assert repo.asked["metadata:httpcore"] <= 10
+
+
+def test_clash_between_two_dependencies_names_both_requirements() -> None:
+    err = _error(
+        [
+            Dist("a", "1.0", requires=["c<2"]),
+            Dist("b", "1.0", requires=["c>=2"]),
+            Dist("c", "1.0"),
+            Dist("c", "2.0"),
+        ],
+        "a",
+        "b",
+    )
+    lines = str(err).splitlines()
+    assert "  a 1.0 (in the spec) requires c<2" in lines
+    assert "  b 1.0 (in the spec) requires c>=2" in lines
+    assert lines[-1] == "  no version of c satisfies all of them (newest: 2.0)"
+
+
+def test_requirement_on_a_version_that_does_not_exist() -> None:
+    err = _error([Dist("a", "1.0")], "a>=5")
+    assert (
+        str(err).splitlines()[1]
+        == "  the spec requires a>=5, but a has no such version (newest: 1.0)"
+    )
+
+
+def test_python_requirement_clash_names_the_target_python() -> None:
+    err = _error(
+        [Dist("a", "1.0", requires=["b"]), Dist("b", "1.0", requires_python=">=3.12")], "a"
+    )
+    assert "b 1.0: requires Python >=3.12, the target is 3.11.0" in str(err)
+
+
+def test_missing_project_is_named_with_who_wants_it() -> None:
+    err = _error([Dist("a", "1.0", requires=["nope"])], "a")
+    assert str(err).startswith("no project named 'nope' on https://memory.example/simple/")
+    assert "(a 1.0 requires nope)" in str(err)
+
+
+def test_backtracking_over_many_releases_finds_the_compatible_pair() -> None:
+    # boto3 / aiobotocore in miniature: each "client" release pins one "core" release;
+    # "addon" only works with an older core.
+    dists = [Dist("core", f"1.{i}.0") for i in range(120)]
+    dists += [Dist("client", f"1.{i}.0", requires=[f"core==1.{i}.0"]) for i in range(120)]
+    dists += [Dist("addon", "2.0", requires=["core<1.40,>=1.37"])]
+    res, repo = _resolve(dists, "client", "addon")
+    assert _pins(res) == {"addon": "2.0", "client": "1.39.0", "core": "1.39.0"}
+    assert repo.asked["metadata:client"] <= 120
+
+
+# --- no usable file: the cause and the one setting that changes it -------------------------------
+
+GLIBC_234 = "cp311-cp311-manylinux_2_34_x86_64"
+
+
+@pytest.mark.parametrize(
+    ("dists", "target", "detail", "hint"),
+    [
+        (
+            [Dist("x", "1.0", tag=GLIBC_234)],
+            LINUX,
+            "its Linux x86_64 wheels need glibc 2.34 (the floor is 2.28)",
+            'set [platform-tags] glibc = "2.34", if your machines have it',
+        ),
+        (
+            [Dist("x", "1.0", tag="cp311-cp311-macosx_14_0_arm64")],
+            Target("osx-arm64", "3.11"),
+            "its macOS arm64 wheels need macOS 14.0 (the floor is 13.0)",
+            'set [platform-tags] macos-arm64 = "14.0", if your machines have it',
+        ),
+        (
+            [Dist("x", "1.0", tag="cp311-cp311-macosx_15_0_universal2")],
+            Target("osx-64", "3.11"),
+            "its macOS x86_64 wheels need macOS 15.0 (the floor is 13.0)",
+            'set [platform-tags] macos-x86_64 = "15.0", if your machines have it',
+        ),
+        (
+            [Dist("x", "1.0", tag="cp311-cp311-manylinux2014_x86_64")],
+            Target("linux-64", "3.11", PlatformOptions(manylinux_legacy_aliases=False)),
+            "its Linux x86_64 wheels use the legacy manylinux tags, which the spec turned off",
+            "set [platform-tags] manylinux-legacy-aliases = true",
+        ),
+        (
+            [Dist("x", "1.0", tag="cp311-cp311-manylinux2014_x86_64")],
+            Target("linux-64", "3.11", PlatformOptions(glibc=(2, 12))),
+            "its Linux x86_64 wheels need glibc 2.17 (the floor is 2.12)",
+            'set [platform-tags] glibc = "2.17", if your machines have it',
+        ),
+        (
+            [Dist("x", "1.0", tag="cp311-cp311-musllinux_1_2_x86_64")],
+            LINUX,
+            "its Linux x86_64 wheels are for musl libc (musllinux_1_2) only",
+            'set [platform-tags] musllinux = "1.2", if your machines use musl',
+        ),
+        (
+            [
+                Dist("x", "1.0", tag="cp312-cp312-manylinux_2_17_x86_64"),
+                Dist("x", "1.0", tag="cp313-cp313-manylinux_2_17_x86_64"),
+            ],
+            LINUX,
+            "its Linux x86_64 wheels are for cp312, cp313, not cp311",
+            'set a python in the spec that it has wheels for (e.g. python = "3.13")',
+        ),
+        (
+            [Dist("x", "1.0", tag="cp311-cp311-win_amd64"), Dist("x", "1.0", kind="sdist")],
+            LINUX,
+            "it has no wheel for Linux x86_64 (wheels for: win_amd64)",
+            'set allow-sdist = ["x"] in the spec',
+        ),
+        (
+            [Dist("x", "1.0", kind="sdist")],
+            LINUX,
+            "it has only a source distribution",
+            'set allow-sdist = ["x"] in the spec',
+        ),
+        (
+            [Dist("x", "1.0", tag="cp311-cp311-win_amd64")],
+            LINUX,
+            "it has no wheel for Linux x86_64 (wheels for: win_amd64)",
+            "pin a version of x that has such a wheel, or drop linux-64 from the spec's platforms",
+        ),
+        (
+            [Dist("x", "1.0", requires_python=">=3.13")],
+            LINUX,
+            "requires Python >=3.13, the target is 3.11.0",
+            "set a python in the spec that it supports",
+        ),
+        (
+            [Dist("x", "1.0", yanked="bad build")],
+            LINUX,
+            "yanked (bad build)",
+            "pin it exactly: x==1.0",
+        ),
+        (
+            [Dist("x", "1.0b1")],
+            LINUX,
+            "a pre-release",
+            'set prerelease = "allow" in the spec, or a requirement that names a pre-release',
+        ),
+    ],
+)
+def test_no_usable_file_names_the_cause_and_the_setting(
+    dists: list[Dist], target: Target, detail: str, hint: str
+) -> None:
+    err = _error(dists, "x", target=target)
+    assert str(err) == (
+        f"no version of x can be installed on {target.label}: x {dists[0].version}: {detail}"
+    )
+    assert err.hint == hint
+
+
+def test_exclude_newer_is_named_as_the_cause() -> None:
+    cutoff = datetime(2023, 1, 1, tzinfo=timezone.utc)
+    err = _error([Dist("x", "1.0")], "x", policy=Policy(exclude_newer=cutoff))
+    assert str(err).endswith("x 1.0: uploaded after exclude-newer (2023-01-01T00:00:00Z)")
+    assert err.hint == "set a later exclude-newer in the spec (or --exclude-newer)"
+
+
+def test_legacy_manylinux_wheels_install_by_default() -> None:
+    res, _ = _resolve([Dist("x", "1.0", tag="cp311-cp311-manylinux2014_x86_64")], "x")
+    assert res.packages["x"].file.filename == "x-1.0-cp311-cp311-manylinux2014_x86_64.whl"
+
+
+def test_older_versions_in_range_are_counted_in_the_message() -> None:
+    err = _error(
+        [Dist("x", "2.0", tag=GLIBC_234), Dist("x", "1.0", tag="cp311-cp311-win_amd64")], "x"
+    )
+    assert "x 2.0: its Linux x86_64 wheels need glibc 2.34" in str(err)
+    assert str(err).endswith("(1 older version in range: none usable)")
