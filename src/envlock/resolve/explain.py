@@ -74,8 +74,7 @@ class _Explainer:
                 return self._missing(name, who(asked[0].parent), asked[0].requirement.text)
         for name in names:
             # Versions dropped because a dependency is on no index: that is the whole story.
-            for v in self._in_range(name, _spec([c for c in causes
-                                                  if c.requirement.name == name])):
+            for v in self._in_range(name, _spec([c for c in causes if c.requirement.name == name])):
                 conflict = self.p.lookahead.conflicts.get((name, v))
                 if conflict is not None and conflict.requirement.name in self.p.missing:
                     return self._missing(
