@@ -39,9 +39,6 @@ PEERS_VENV = HERE / ".venv-peers"
 PEER_PACKAGES = ("uv", "pip-tools", "pdm", "hishel[httpx2]>=1.4,<2")
 LINUX = ("linux-64",)
 MULTI = ("linux-64", "osx-arm64", "win-64")
-# envlock's default osx-arm64 floor is macOS 11.0, and scipy 1.17 / pyarrow 26 ship cp311 arm64
-# wheels for macOS >= 12 only: the "data" workload has no wheel-only solution below 12.0.
-MULTI_TAGS = {"macos-arm64": "12.0"}
 TIMEOUT = 1800.0  # seconds; a run that takes longer is reported as failed
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*==", re.MULTILINE)
 _BIN = "Scripts" if os.name == "nt" else "bin"
@@ -96,9 +93,7 @@ def _no_env(_cache: Path) -> dict[str, str]:
 
 def envlock_tool(envlock: Sequence[str], platforms: Sequence[str]) -> Tool:
     def setup(workload: str, work: Path) -> Path:
-        return write_spec(
-            workload, work, platforms, platform_tags=MULTI_TAGS if len(platforms) > 1 else None
-        )
+        return write_spec(workload, work, platforms)
 
     def argv(cache: Path) -> list[str]:
         flags = [arg for p in platforms for arg in ("--platform", p)]

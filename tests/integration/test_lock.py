@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -578,3 +580,53 @@ def test_wheels_only_above_the_os_floor_suggest_the_floor_to_set(index, project)
     lock = load_locked(project / "pylock.toml")
     (art,) = lock.artifacts(lock.target("osx-arm64"))  # the target as locked: floor 14.0
     assert art.filename == "sci-2.0-cp311-cp311-macosx_14_0_arm64.whl"
+
+
+# --- lock --check: the fast path -------------------------------------------------------------
+
+
+def test_check_imports_no_network_resolver_or_cli_framework(index, project):
+    server = index([Dist("a", "1.0")])
+    write_spec(
+        project, server.url, 'python = "3.11"\nplatforms = ["linux-64"]\ndependencies = ["a"]\n'
+    )
+    assert envlock(project, "lock").code == 0
+    probe = (
+        "import sys\n"
+        "from envlock.cli import main\n"
+        "sys.argv = ['envlock', 'lock', '--check']\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    code = e.code\n"
+        "heavy = [m for m in ('typer', 'httpx', 'resolvelib', 'rich', 'filelock') "
+        "if m in sys.modules]\n"
+        "print(code, heavy)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], cwd=project, capture_output=True, text=True
+    )
+    assert proc.stdout.strip() == "0 []", proc.stderr
+
+
+@pytest.mark.parametrize(
+    "case", ["fresh", "stale", "missing lock", "no spec", "bad platform", "bad env"]
+)
+def test_fast_check_answers_like_the_full_cli(index, project, case):
+    server = index([Dist("a", "1.0")])
+    write_spec(
+        project, server.url, 'python = "3.11"\nplatforms = ["linux-64"]\ndependencies = ["a"]\n'
+    )
+    assert envlock(project, "lock").code == 0
+    args = ["lock", "--check"]
+    if case == "stale":
+        write_spec(project, server.url, 'python = "3.12"\nplatforms = ["linux-64"]\n')
+    elif case == "missing lock":
+        (project / "pylock.toml").unlink()
+    elif case == "no spec":
+        args += ["--spec", "other.toml"]
+    elif case == "bad platform":
+        args += ["--platform", "amiga"]
+    elif case == "bad env":
+        args += ["-e", "nope"]
+    fast = envlock(project, *args)
+    full = envlock(project, *args, "--upgrade")  # a flag only the full CLI takes
+    assert (fast.code, fast.stdout, fast.stderr) == (full.code, full.stdout, full.stderr)
+    assert fast.code == {"fresh": 0, "stale": 1, "missing lock": 1}.get(case, 2)

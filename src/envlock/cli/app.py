@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import signal
 import sys
-import traceback
 from typing import Annotated
 
 import typer
@@ -56,6 +55,8 @@ def _fail(message: str, hint: str | None, code: int) -> None:
     from rich.text import Text
 
     if Verbosity.level >= 1:
+        import traceback
+
         traceback.print_exc()
     stderr.print(Text.assemble(("error: ", "bold red"), message))
     if hint:

@@ -7,12 +7,9 @@ from typing import Annotated
 
 import typer
 
-from envlock.cache import maintenance
-from envlock.cache.store import ArtifactStore
 from envlock.cli.options import CacheOpt, QuietOpt, SpecOpt, set_verbosity
 from envlock.cli.output import cache_dir, info, stdout
 from envlock.errors import UsageError
-from envlock.lock import lockfile
 from envlock.spec import SPEC_FILENAME
 
 cache_app = typer.Typer(help="Inspect and maintain the local package cache.", no_args_is_help=True)
@@ -27,6 +24,9 @@ def dir_(cache: CacheOpt = None) -> None:
 @cache_app.command("info")
 def info_(cache: CacheOpt = None) -> None:
     """Entries and bytes in the cache."""
+    from envlock.cache import maintenance
+    from envlock.cache.store import ArtifactStore
+
     root = cache_dir(cache)
     stats = maintenance.info(ArtifactStore(root))
     stdout.print(f"cache: {root}", markup=False)
@@ -39,6 +39,9 @@ def info_(cache: CacheOpt = None) -> None:
 @cache_app.command("verify")
 def verify_(cache: CacheOpt = None, quiet: QuietOpt = False) -> None:
     """Re-hash every artifact; report and drop the bad ones (exit 1 if any)."""
+    from envlock.cache import maintenance
+    from envlock.cache.store import ArtifactStore
+
     set_verbosity(quiet, False)
     bad, checked = maintenance.verify(ArtifactStore(cache_dir(cache)))
     for path in bad:
@@ -63,6 +66,10 @@ def prune_(
     quiet: QuietOpt = False,
 ) -> None:
     """Remove every artifact no given lock needs."""
+    from envlock.cache import maintenance
+    from envlock.cache.store import ArtifactStore
+    from envlock.lock import lockfile
+
     set_verbosity(quiet, False)
     locks = keep_lock or sorted(spec.parent.glob("pylock*.toml"))
     if not locks:

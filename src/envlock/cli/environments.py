@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from envlock.cache.store import ArtifactStore
 from envlock.cli.options import CacheOpt, QuietOpt, SpecOpt, VerboseOpt, set_verbosity
 from envlock.cli.output import (
     Verbosity,
@@ -28,9 +27,10 @@ from envlock.platforms import host_platform
 from envlock.spec import SPEC_FILENAME, EnvironmentSpec, load_spec
 from envlock.spec_values import parse_platforms
 
-if TYPE_CHECKING:  # the network stack is imported only by commands that use it
+if TYPE_CHECKING:  # the network stack and the cache are imported by the commands using them
     from envlock.cache.fetch import FetchEvents, FetchResult
     from envlock.cache.service import Snapshot
+    from envlock.cache.store import ArtifactStore
 
 EnvsOpt = Annotated[
     list[str],
@@ -197,6 +197,8 @@ def fetch(
 
     set_verbosity(quiet, verbose)
     snaps = _snapshots(spec, env, platform)
+    from envlock.cache.store import ArtifactStore
+
     store = ArtifactStore(cache_dir(cache))
     with _fetch_progress() as events:
         result = snapshot(store, snaps, events)
@@ -275,7 +277,7 @@ def materialize(
         force,
         compile,
         link_mode,
-        ArtifactStore(cache_dir(cache)),
+        _store(cache),
     )
 
 
@@ -304,6 +306,8 @@ def build(
     platform = platform or host_platform()
     parse_platforms([platform], "--platform")
     _check_link_mode(link_mode)
+    from envlock.cache.store import ArtifactStore
+
     store = ArtifactStore(cache_dir(cache))
     snaps = _snapshots(spec, [env], [platform])
     stale = staleness(snaps[0].env, snaps[0].env.targets)
@@ -368,3 +372,9 @@ def verify(
 def register(app: typer.Typer) -> None:
     for command in (fetch, materialize, build, verify):
         app.command()(command)
+
+
+def _store(cache: Path | None) -> ArtifactStore:
+    from envlock.cache.store import ArtifactStore
+
+    return ArtifactStore(cache_dir(cache))

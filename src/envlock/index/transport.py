@@ -14,6 +14,7 @@ import ipaddress
 import mimetypes
 import os
 import re
+import socket
 import ssl
 import threading
 import time
@@ -223,8 +224,34 @@ class _DeadlineStream(httpcore.NetworkStream):
 
 
 class _DeadlineBackend(httpcore.NetworkBackend):
+    """Deadlines at the socket, and each host name looked up once per run.
+
+    Many threads opening connections at once each ask the system resolver; some DNS servers
+    drop part of such a burst and the C library waits its 5 s timeout before retrying. One
+    lookup per host (the others wait for it) avoids that."""
+
     def __init__(self, inner: httpcore.NetworkBackend) -> None:
         self._inner = inner
+        self._lock = threading.Lock()
+        self._addresses: dict[tuple[str, int], list[str]] = {}
+        self._lookups: dict[tuple[str, int], threading.Lock] = {}
+
+    def _resolve(self, host: str, port: int) -> list[str]:
+        key = (host, port)
+        with self._lock:
+            found = self._addresses.get(key)
+            if found is not None:
+                return found
+            lookup = self._lookups.setdefault(key, threading.Lock())
+        with lookup:
+            with self._lock:
+                found = self._addresses.get(key)
+            if found is None:
+                infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+                found = list(dict.fromkeys(str(info[4][0]) for info in infos))
+                with self._lock:
+                    self._addresses[key] = found
+            return found
 
     def connect_tcp(
         self,
@@ -234,9 +261,20 @@ class _DeadlineBackend(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
-        return _DeadlineStream(
-            self._inner.connect_tcp(host, port, _budget(timeout), local_address, socket_options)
-        )
+        try:
+            addresses = self._resolve(host, port)
+        except OSError as exc:
+            raise httpcore.ConnectError(str(exc)) from exc
+        error: Exception | None = None
+        for address in addresses:
+            try:
+                stream = self._inner.connect_tcp(
+                    address, port, _budget(timeout), local_address, socket_options
+                )
+                return _DeadlineStream(stream)
+            except httpcore.ConnectError as exc:  # the next address, as create_connection does
+                error = exc
+        raise error or httpcore.ConnectError(f"no address for {host}")
 
     def connect_unix_socket(
         self,

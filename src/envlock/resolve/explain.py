@@ -8,12 +8,13 @@ from collections.abc import Sequence
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
+from resolvelib.structs import RequirementInformation
 
 from envlock.errors import ResolutionError
 from envlock.index.auth import redact
 from envlock.platforms import Target
 from envlock.resolve.candidates import PYTHON, Candidate, Rejection
-from envlock.resolve.lookahead import Conflict
+from envlock.resolve.lookahead import DEPTH, Conflict
 from envlock.resolve.provider import Info, Provider
 from envlock.resolve.reporter import Reporter
 
@@ -23,8 +24,22 @@ _MAX_LINES = 10
 def explain(
     causes: Sequence[Info], provider: Provider, reporter: Reporter, target: Target
 ) -> ResolutionError:
-    """The error for ``ResolutionImpossible(causes)``."""
-    return _Explainer(provider, reporter, target).explain(causes)
+    """The error for ``ResolutionImpossible(causes)``.
+
+    Where the search ended is not always where the story starts: if one of the spec's own
+    requirements has provably no usable version (the lookahead's proofs), that is explained
+    instead, from the top."""
+    return _Explainer(provider, reporter, target).explain(_root_causes(provider) or causes)
+
+
+def _root_causes(provider: Provider) -> list[Info]:
+    lookahead = provider.lookahead
+    lookahead.enable()
+    for req in provider.roots:
+        spec = provider.root_specs.get(req.name, req.specifier)
+        if not lookahead.viable(req.name, spec, DEPTH):
+            return [RequirementInformation(r, None) for r in provider.roots if r.name == req.name]
+    return []
 
 
 def explain_too_deep(provider: Provider, reporter: Reporter, target: Target) -> ResolutionError:

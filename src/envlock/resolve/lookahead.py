@@ -5,6 +5,10 @@ the dependency asks and what the spec itself requires of that project (root requ
 every solution). Checked two levels deep, so ``httpx>=0.27`` with ``h11<0.10`` fails at once:
 every httpx needs some httpcore 1.x, and every httpcore 1.x needs an h11 the spec excludes.
 Sound: a version is only dropped with a proof, which the explanation of a failure reuses.
+
+It switches on at the first conflict: a resolution that never backtracks pays nothing for it
+(looking ahead means waiting for metadata the resolver would otherwise fetch in the background),
+and which versions it drops depends only on the index's data, never on timing.
 """
 
 from __future__ import annotations
@@ -50,13 +54,19 @@ class Lookahead:
         self._dependencies = dependencies
         self.root = root
         self._prefetch = prefetch
+        self.enabled = False
         self.conflicts: dict[tuple[str, Version], Conflict] = {}
         self._feasible: dict[tuple[str, Version], int] = {}  # depth proven feasible
         self._viable: dict[tuple[str, str, int], bool] = {}
         self._active: set[tuple[str, Version]] = set()
 
+    def enable(self) -> None:
+        self.enabled = True
+
     def feasible(self, cand: Candidate, depth: int = DEPTH) -> bool:
         """Whether ``cand`` may be part of a solution, as far as ``depth`` levels can tell."""
+        if not self.enabled:
+            return True
         key = (cand.name, cand.version)
         if key in self.conflicts:
             return False

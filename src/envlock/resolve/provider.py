@@ -63,6 +63,7 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         self.python_version = Version(target.python_full_version)
         self.rejections: dict[str, dict[Version, Rejection]] = {}
         self.missing: set[str] = set()
+        self.roots = list(roots)
         root_specs: dict[str, SpecifierSet] = dict(self.constraints)
         for req in roots:
             if req.name in root_specs:

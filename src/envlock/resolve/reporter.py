@@ -4,7 +4,7 @@ failure needs to know about the search (the conflicts it kept hitting, the last 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from resolvelib import BaseReporter
@@ -17,14 +17,16 @@ Info = RequirementInformation[Req, Candidate]
 
 
 class Reporter(BaseReporter):  # type: ignore[type-arg]
-    def __init__(self, progress: LockProgress) -> None:
+    def __init__(self, progress: LockProgress, on_conflict: Callable[[], None]) -> None:
         self.progress = progress
+        self._on_conflict = on_conflict
         self.conflicts: Counter[tuple[str, ...]] = Counter()
         self.causes: dict[tuple[str, ...], list[Info]] = {}
         self.state: Any = None
 
     def resolving_conflicts(self, causes: Sequence[Info]) -> None:  # type: ignore[override]
         self.progress.conflict()
+        self._on_conflict()
         key = tuple(sorted({c.requirement.name for c in causes}))
         self.conflicts[key] += 1
         self.causes[key] = list(causes)
