@@ -19,6 +19,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
 from envlock._toml import tomllib
+from envlock._urls import redact
 from envlock.errors import SpecError
 from envlock.platforms import PlatformOptions, Target, host_platform
 from envlock.spec_values import (
@@ -129,9 +130,7 @@ class EnvironmentSpec:
         payload = {
             "python": self.python,
             "dependencies": sorted(_canonical(r) for r in self.requirements),
-            "indexes": [
-                [i.name, _strip_credentials(i.url), *sorted(i.packages)] for i in self.indexes
-            ],
+            "indexes": [[i.name, redact(i.url), *sorted(i.packages)] for i in self.indexes],
             "exclude-newer": self.exclude_newer.isoformat() if self.exclude_newer else None,
             "allow-sdist": (
                 self.allow_sdist if isinstance(self.allow_sdist, bool) else sorted(self.allow_sdist)
@@ -173,10 +172,6 @@ class Spec:
                 known = ", ".join(["default", *self.environments]) or "default"
                 raise SpecError(f"{self.path}: no environment named {name!r} (known: {known})")
         return out
-
-
-def _strip_credentials(url: str) -> str:
-    return re.sub(r"//[^/@]*@", "//", url)
 
 
 def load_spec(path: Path) -> Spec:

@@ -10,25 +10,14 @@ import os
 import re
 from collections.abc import Generator, Sequence
 from pathlib import Path
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 import httpx
 
+from envlock._urls import host_of, redact
 from envlock.spec import Index
 
-
-def redact(url: str) -> str:
-    """``url`` without any ``user:password@`` part."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
-
-
-def host_of(url: str) -> str:
-    """``host`` or ``host:port`` of a URL, lower-cased, without credentials."""
-    parts = urlsplit(url)
-    return (parts.hostname or "").lower() + (f":{parts.port}" if parts.port else "")
+__all__ = ["BasicAuth", "Credentials", "host_of", "redact"]
 
 
 def _env_name(name: str) -> str:
