@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -630,3 +631,32 @@ def test_fast_check_answers_like_the_full_cli(index, project, case):
     full = envlock(project, *args, "--upgrade")  # a flag only the full CLI takes
     assert (fast.code, fast.stdout, fast.stderr) == (full.code, full.stdout, full.stderr)
     assert fast.code == {"fresh": 0, "stale": 1, "missing lock": 1}.get(case, 2)
+
+
+def test_unwritable_lock_path_is_one_line_and_leaves_nothing(index, project):
+    server = index([Dist("a", "1.0")])
+    write_spec(
+        project, server.url, 'python = "3.11"\nplatforms = ["linux-64"]\ndependencies = ["a"]\n'
+    )
+    (project / "pylock.toml").mkdir()  # something that cannot be replaced by a file
+    r = envlock(project, "lock")
+    assert r.code == 1
+    assert r.stderr.splitlines()[-1] == "error: pylock.toml: cannot write: Is a directory"
+    assert sorted(p.name for p in project.iterdir()) == ["envlock.toml", "pylock.toml"]
+
+
+def test_lock_file_follows_the_umask(index, project):
+    server = index([Dist("a", "1.0")])
+    write_spec(
+        project, server.url, 'python = "3.11"\nplatforms = ["linux-64"]\ndependencies = ["a"]\n'
+    )
+    assert envlock(project, "lock").code == 0
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert (project / "pylock.toml").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_platforms_with_a_bad_glibc_is_one_line(project):
+    r = envlock(project, "platforms", "--glibc", "abc")
+    assert r.code == 2
+    assert r.stderr.strip() == "error: --glibc: must be a version like \"2.28\", got 'abc'"

@@ -154,12 +154,16 @@ def platforms(
     """List the target platforms envlock can lock for, with their wheel tags."""
     from rich.table import Table
 
+    from envlock.errors import SpecError
     from envlock.platforms import PlatformOptions, describe
     from envlock.spec_values import platform_options_from
 
     options = PlatformOptions()
     if glibc is not None:
-        options = platform_options_from({"glibc": glibc}, Path("--glibc"))
+        try:
+            options = platform_options_from({"glibc": glibc}, Path("--glibc"))
+        except SpecError:
+            raise SpecError(f'--glibc: must be a version like "2.28", got {glibc!r}') from None
     table = Table("platform", "markers", "tag floor", "best tag (cp311)", "platform tags")
     for row in describe(options):
         table.add_row(row["platform"], row["markers"], row["floor"], row["best"], row["count"])
