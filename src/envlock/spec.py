@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
@@ -32,7 +32,8 @@ from envlock.spec_values import (
 
 DEFAULT_INDEX_URL = "https://pypi.org/simple/"
 SPEC_FILENAME = "envlock.toml"
-PRERELEASE_MODES = ("disallow", "allow")
+Prerelease = Literal["disallow", "allow"]
+PRERELEASE_MODES: tuple[Prerelease, ...] = ("disallow", "allow")
 
 _TOP_KEYS = {
     "python",
@@ -89,7 +90,7 @@ class EnvironmentSpec:
     indexes: tuple[Index, ...]
     exclude_newer: datetime | None = None
     allow_sdist: frozenset[NormalizedName] | bool = False
-    prerelease: str = "disallow"
+    prerelease: Prerelease = "disallow"
     platform_options: PlatformOptions = field(default_factory=PlatformOptions)
     spec_dir: Path = Path(".")
     uniform_versions: bool = False
@@ -387,7 +388,8 @@ def _allow_sdist(ctx: Where, value: Any, key: str) -> frozenset[NormalizedName] 
     raise ctx.fail(key, "must be true, false or a list of package names")
 
 
-def _prerelease(ctx: Where, value: Any, key: str) -> str:
-    if value not in PRERELEASE_MODES:
-        raise ctx.fail(key, f"must be one of {', '.join(map(repr, PRERELEASE_MODES))}")
-    return str(value)
+def _prerelease(ctx: Where, value: Any, key: str) -> Prerelease:
+    for mode in PRERELEASE_MODES:
+        if value == mode:
+            return mode
+    raise ctx.fail(key, f"must be one of {', '.join(map(repr, PRERELEASE_MODES))}")

@@ -65,5 +65,8 @@ def test_source_only_release_is_refused_without_allow_sdist(tmp_path: Path) -> N
     )
     r = envlock(tmp_path, "lock")
     assert r.code == 1
-    assert "no wheel of fancyimpute for linux-64 / cp311" in r.stderr
-    assert "allow-sdist" in r.stderr
+    assert (
+        "error: no version of fancyimpute==0.7.0 can be installed on linux-64 / cp311: "
+        "fancyimpute 0.7.0: it has only a source distribution"
+    ) in r.stderr
+    assert 'hint: set allow-sdist = ["fancyimpute"] in the spec' in r.stderr

@@ -289,3 +289,16 @@ def test_older_versions_in_range_are_counted_in_the_message() -> None:
     )
     assert "x 2.0: its Linux x86_64 wheels need glibc 2.34" in str(err)
     assert str(err).endswith("(1 older version in range: none usable)")
+
+
+def test_version_with_unusable_metadata_is_skipped_and_named() -> None:
+    broken = b"Metadata-Version: 2.1\nName: x\nVersion: 2.0\nRequires-Dist: not a [valid req\n"
+    repo = MemoryRepository(
+        [Dist("x", "2.0"), Dist("x", "1.0")], metadata={"x-2.0-py3-none-any.whl": broken}
+    )
+    res = resolve([Requirement("x")], LINUX, repo, Policy())
+    assert _pins(res) == {"x": "1.0"}
+    repo = MemoryRepository([Dist("x", "2.0")], metadata={"x-2.0-py3-none-any.whl": broken})
+    with pytest.raises(ResolutionError) as info:
+        resolve([Requirement("x")], LINUX, repo, Policy())
+    assert "x 2.0: its metadata is unusable (invalid Requires-Dist" in str(info.value)

@@ -169,7 +169,7 @@ class _EnvLocker:
                 {n: u for n, u in locked.items() if n not in options.upgrade_packages},
             )
         )
-        self.policy = Policy(env.prerelease, env.exclude_newer, env.sdist_allowed)  # type: ignore[arg-type]
+        self.policy = Policy(env.prerelease, env.exclude_newer, env.sdist_allowed)
         self.preferences: dict[str, dict[str, Version]] = {}
 
     def resolve_all(self) -> list[Resolution]:

@@ -26,7 +26,14 @@ from envlock.platforms import LEGACY_MANYLINUX, Target, dotted
 PYTHON = "<python>"
 
 RejectKind = Literal[
-    "newer", "yanked", "requires_python", "no_wheel", "sdist_only", "prerelease", "constraint"
+    "newer",
+    "yanked",
+    "requires_python",
+    "no_wheel",
+    "sdist_only",
+    "prerelease",
+    "constraint",
+    "bad_metadata",
 ]
 
 
@@ -92,7 +99,7 @@ class Rejection:
 
     kind: RejectKind
     detail: str  # what is wrong, e.g. "needs glibc 2.34 (the floor is 2.28)"
-    fix: str | None = None  # the one setting that would change it, if there is one
+    fix: str | None = None  # the one setting that would change it, as an instruction
     tags: tuple[str, ...] = ()  # platform tags of its wheels, for "wheels for: …"
 
 
@@ -142,7 +149,7 @@ class Evaluator:
                 return Rejection(
                     "newer",
                     f"uploaded after exclude-newer ({cutoff.isoformat().replace('+00:00', 'Z')})",
-                    "a later exclude-newer in the spec (or --exclude-newer)",
+                    "set a later exclude-newer in the spec (or --exclude-newer)",
                 )
             files = kept
         if not pinned:
@@ -160,7 +167,7 @@ class Evaluator:
             return Rejection(
                 "requires_python",
                 f"requires Python {' or '.join(specs)}, the target is {self.python}",
-                "a python in the spec that it supports",
+                "set a python in the spec that it supports",
             )
         chosen = self.best_file(usable)
         if chosen is None:
@@ -246,7 +253,7 @@ def diagnose_wheels(
         return Rejection(
             "no_wheel",
             f"its {where} wheels need glibc {dotted(need)} (the floor is {dotted(options.glibc)})",
-            f'[platform-tags] glibc = "{dotted(need)}", if your machines have it',
+            f'set [platform-tags] glibc = "{dotted(need)}", if your machines have it',
             tags,
         )
     if macos:
@@ -256,14 +263,14 @@ def diagnose_wheels(
             "no_wheel",
             f"its {where} wheels need macOS {dotted(need)} (the floor is "
             f"{dotted(options.macos_floor(platform.arch))})",
-            f'[platform-tags] {key} = "{dotted(need)}", if your machines have it',
+            f'set [platform-tags] {key} = "{dotted(need)}", if your machines have it',
             tags,
         )
     if legacy_off:
         return Rejection(
             "no_wheel",
             f"its {where} wheels use the legacy manylinux tags, which the spec turned off",
-            "[platform-tags] manylinux-legacy-aliases = true",
+            "set [platform-tags] manylinux-legacy-aliases = true",
             tags,
         )
     if musl:
@@ -271,7 +278,7 @@ def diagnose_wheels(
         return Rejection(
             "no_wheel",
             f"its {where} wheels are for musl libc (musllinux_{need[0]}_{need[1]}) only",
-            f'[platform-tags] musllinux = "{dotted(need)}", if your machines use musl',
+            f'set [platform-tags] musllinux = "{dotted(need)}", if your machines use musl',
             tags,
         )
     if pythons:
@@ -279,7 +286,7 @@ def diagnose_wheels(
         return Rejection(
             "no_wheel",
             f"its {where} wheels are for {', '.join(versions)}, not {target.abi}",
-            "a python in the spec that it has wheels for"
+            "set a python in the spec that it has wheels for"
             + (f" (e.g. {_python_text(versions[-1])})" if _python_text(versions[-1]) else ""),
             tags,
         )
@@ -288,7 +295,7 @@ def diagnose_wheels(
         detail = f"it has no wheel for {where}" if wheels else "it has only a source distribution"
         if wheels:
             detail += f" (wheels for: {', '.join(tags)})"
-        return Rejection("sdist_only", detail, f'allow-sdist = ["{name}"] in the spec', tags)
+        return Rejection("sdist_only", detail, f'set allow-sdist = ["{name}"] in the spec', tags)
     if not wheels:
         return Rejection("no_wheel", "it has no files this target can use")
     return Rejection(

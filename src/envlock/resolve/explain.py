@@ -100,13 +100,18 @@ class _Explainer:
             if name != PYTHON:
                 self._why(name, [c for c in causes if c.requirement.name == name], depth=0)
         for c in python:
-            if c.parent is not None:
-                self.clash = True
-                self.lines.append(
-                    f"{c.parent} requires Python {c.requirement.specifier}, the target is "
-                    f"{self.target.python_full_version}"
-                )
-                self.fixes.append("a python in the spec that it supports, or an older release")
+            if c.parent is None:
+                continue
+            unusable = self.p.rejections.get(c.parent.name, {}).get(c.parent.version)
+            if unusable is not None and unusable.kind == "bad_metadata":
+                self.lines.append(f"{c.parent}: {unusable.detail}")
+                continue
+            self.clash = True
+            self.lines.append(
+                f"{c.parent} requires Python {c.requirement.specifier}, the target is "
+                f"{self.target.python_full_version}"
+            )
+            self.fixes.append("set a python in the spec that it supports, or pin an older release")
         single = self._single_no_wheel(names, causes)
         if single is not None:
             return single
@@ -115,7 +120,7 @@ class _Explainer:
             shown.append(f"… and {len(self.lines) - _MAX_LINES} more")
         hint = "relax one of these requirements" if self.clash else None
         if self.fixes and not self.clash:
-            hint = "set " + self.fixes[0]
+            hint = self.fixes[0]
         return ResolutionError(f"cannot resolve for {where}:\n  " + "\n  ".join(shown), hint=hint)
 
     def _missing(self, name: str, asker: str, text: str) -> ResolutionError:
@@ -148,7 +153,7 @@ class _Explainer:
             f"{rej.detail}" + (more if others else "")
         )
         if rej.fix:
-            hint = "set " + rej.fix if rej.kind not in ("yanked",) else rej.fix
+            hint = rej.fix
         else:
             hint = (
                 f"pin a version of {name} that has such a wheel, or drop {self.target.platform} "

@@ -189,7 +189,7 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
             meta = self.repo.metadata(candidate.file)
         except MetadataError as exc:
             self.rejections.setdefault(candidate.name, {})[candidate.version] = Rejection(
-                "no_wheel", f"its metadata is unusable ({exc})"
+                "bad_metadata", f"its metadata is unusable ({exc})"
             )
             self._deps[key] = None
             return None
@@ -300,5 +300,5 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
 _PRERELEASE = Rejection(
     "prerelease",
     "a pre-release",
-    'prerelease = "allow" in the spec, or a requirement that names a pre-release',
+    'set prerelease = "allow" in the spec, or a requirement that names a pre-release',
 )
