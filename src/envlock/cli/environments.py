@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from envlock.actions.snapshot import fetch_hint, select_snapshots
 from envlock.cli.options import CacheOpt, QuietOpt, SpecOpt, VerboseOpt, set_verbosity
 from envlock.cli.output import (
     Verbosity,
@@ -29,7 +30,6 @@ from envlock.spec_values import parse_platforms
 
 if TYPE_CHECKING:  # the network stack and the cache are imported by the commands using them
     from envlock.cache.fetch import FetchEvents, FetchResult
-    from envlock.cache.service import Snapshot
     from envlock.cache.store import ArtifactStore
 
 EnvsOpt = Annotated[
@@ -71,43 +71,6 @@ CompileOpt = Annotated[bool, typer.Option("--compile", help="Byte-compile .pyc f
 LinkOpt = Annotated[
     str, typer.Option("--link-mode", help="hardlink (default; copies across filesystems) or copy.")
 ]
-
-
-def _snapshots(spec: Path, envs: list[str], platforms: list[str]) -> list[Snapshot]:
-    from envlock.cache.service import Snapshot
-
-    loaded = load_spec(spec)
-    wanted = parse_platforms(platforms, "--platform") if platforms else ()
-    out = []
-    locked: set[str] = set()
-    for env in loaded.select(envs):
-        lock = lockfile.load(env.lock_path)
-        locked.update(lock.targets)
-        if wanted and not envs:
-            # No --env: every environment that has these platforms (others are skipped).
-            have = tuple(p for p in wanted if p in lock.targets)
-            if have:
-                out.append(Snapshot(env, lock, have))
-            continue
-        for p in wanted:
-            lock.target(p)  # a clear error for a platform the lock does not have
-        out.append(Snapshot(env, lock, tuple(wanted)))
-    if not out:
-        raise UsageError(
-            f"no locked environment has platform(s) {', '.join(wanted)} "
-            f"(locked: {', '.join(sorted(locked)) or 'none'})",
-            hint="add them to the spec's platforms and run `envlock lock`",
-        )
-    return out
-
-
-def _fetch_hint(spec: Path, env: EnvironmentSpec, platform: str) -> str:
-    hint = f"envlock fetch --platform {platform}"
-    if env.name:
-        hint += f" --env {env.name}"
-    if spec != Path(SPEC_FILENAME):
-        hint += f" --spec {spec}"
-    return hint
 
 
 @contextmanager
@@ -193,10 +156,10 @@ def fetch(
     verbose: VerboseOpt = False,
 ) -> None:
     """Download every artifact of the locks into the local cache (hash-checked)."""
-    from envlock.cache.service import snapshot
+    from envlock.actions.snapshot import snapshot
 
     set_verbosity(quiet, verbose)
-    snaps = _snapshots(spec, env, platform)
+    snaps = select_snapshots(spec, env, platform)
     from envlock.cache.store import ArtifactStore
 
     store = ArtifactStore(cache_dir(cache))
@@ -235,7 +198,7 @@ def _materialize(
         force=force,
         compile_bytecode=compile_,
         link_mode=link_mode,
-        fetch_hint=_fetch_hint(spec, target_env, platform),
+        fetch_hint=fetch_hint(spec, target_env, platform),
         on_phase=lambda phase: debug(phase),
     )
     where = result.output if result.output is not None else result.archive
@@ -299,7 +262,7 @@ def build(
     verbose: VerboseOpt = False,
 ) -> None:
     """`fetch` what is missing, then `materialize` (default output .envlock/envs/ENV-PLATFORM)."""
-    from envlock.cache.service import snapshot
+    from envlock.actions.snapshot import snapshot
     from envlock.lock.staleness import staleness
 
     set_verbosity(quiet, verbose)
@@ -309,7 +272,7 @@ def build(
     from envlock.cache.store import ArtifactStore
 
     store = ArtifactStore(cache_dir(cache))
-    snaps = _snapshots(spec, [env], [platform])
+    snaps = select_snapshots(spec, [env], [platform])
     stale = staleness(snaps[0].env, snaps[0].env.targets)
     if stale:
         info(f"[yellow]warning:[/yellow] {stale}; building what the lock says")

@@ -1,0 +1,100 @@
+"""``envlock fetch`` (and the fetch half of ``build``): which locks and platforms to snapshot, and
+snapshotting every artifact they need into the store (building locked sdists on the way)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from envlock.errors import UsageError
+from envlock.lock import lockfile
+from envlock.lock.artifacts import Artifact
+from envlock.lock.lockfile import LockFile
+from envlock.platforms import Target
+from envlock.spec import SPEC_FILENAME, EnvironmentSpec, load_spec
+from envlock.spec_values import parse_platforms
+
+if TYPE_CHECKING:
+    from envlock.cache.fetch import FetchEvents, FetchResult
+    from envlock.cache.store import ArtifactStore
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A lock and the platforms of it to snapshot."""
+
+    env: EnvironmentSpec
+    lock: LockFile
+    platforms: tuple[str, ...]
+
+
+def select_snapshots(spec: Path, envs: Sequence[str], platforms: Sequence[str]) -> list[Snapshot]:
+    """What ``fetch --env … --platform …`` covers: with platforms but no ``--env``, every
+    environment that locked one of them; a platform no lock has is a clear error."""
+    loaded = load_spec(spec)
+    wanted = parse_platforms(platforms, "--platform") if platforms else ()
+    out = []
+    locked: set[str] = set()
+    for env in loaded.select(envs):
+        lock = lockfile.load(env.lock_path)
+        locked.update(lock.targets)
+        if wanted and not envs:
+            have = tuple(p for p in wanted if p in lock.targets)
+            if have:
+                out.append(Snapshot(env, lock, have))
+            continue
+        for p in wanted:
+            lock.target(p)  # a clear error for a platform the lock does not have
+        out.append(Snapshot(env, lock, tuple(wanted)))
+    if not out:
+        raise UsageError(
+            f"no locked environment has platform(s) {', '.join(wanted)} "
+            f"(locked: {', '.join(sorted(locked)) or 'none'})",
+            hint="add them to the spec's platforms and run `envlock lock`",
+        )
+    return out
+
+
+def fetch_hint(spec: Path, env: EnvironmentSpec, platform: str) -> str:
+    """The ``envlock fetch`` command that gets what an offline build of ``env`` misses."""
+    hint = f"envlock fetch --platform {platform}"
+    if env.name:
+        hint += f" --env {env.name}"
+    if spec != Path(SPEC_FILENAME):
+        hint += f" --spec {spec}"
+    return hint
+
+
+def snapshot(
+    store: ArtifactStore, snapshots: Sequence[Snapshot], events: FetchEvents | None = None
+) -> FetchResult:
+    """Fetch what is missing (no request at all when nothing is), then build locked sdists."""
+    # The network stack and the build frontend load only when a snapshot is taken.
+    from envlock.cache.builds import ensure_built
+    from envlock.cache.fetch import fetch
+    from envlock.index.client import HttpClient
+
+    artifacts: dict[str, Artifact] = {}
+    to_build: list[tuple[Snapshot, Target, Artifact]] = []
+    for snap in snapshots:
+        for platform in snap.platforms or tuple(sorted(snap.lock.targets)):
+            target = snap.lock.target(platform)
+            for art in snap.lock.artifacts(target):
+                artifacts.setdefault(art.sha256, art)
+                if not art.is_wheel:
+                    to_build.append((snap, target, art))
+    indexes = {i.url: i for snap in snapshots for i in snap.env.indexes}
+    insecure = frozenset().union(*(snap.env.insecure_hosts for snap in snapshots))
+    result = fetch(
+        store,
+        list(artifacts.values()),
+        lambda: HttpClient(list(indexes.values()), insecure_hosts=insecure),
+        events,
+    )
+    for snap, target, art in to_build:
+        sdist = store.get(art.sha256, art.filename, art.size)
+        assert sdist is not None  # fetched just above
+        ensure_built(store, art, sdist, target, [i.url for i in snap.env.indexes])
+    return result
