@@ -18,9 +18,6 @@ from envlock.errors import NetworkError
 from envlock.index.client import HttpClient, redact, status_error
 from envlock.lock.artifacts import Artifact
 
-# Bytes per second a download may not fall below on average before its deadline passes.
-_MIN_RATE = 64 * 1024
-
 
 @dataclass
 class FetchEvents:
@@ -154,8 +151,7 @@ def _download(
 ) -> Iterator[bytes]:
     """The file's bytes; a broken connection resumes with a Range request where possible."""
     got = 0
-    # A slow link still gets through a big file: the deadline grows with the file's size.
-    deadline = http.settings.deadline + (art.size or 0) / _MIN_RATE
+    deadline = http.settings.deadline_for(art.size)
     while True:
         # identity: byte offsets of a resumed download must be offsets into the file itself.
         headers = {"Accept-Encoding": "identity"}

@@ -215,7 +215,11 @@ class IndexSession:
             return known
         hasher = hashlib.sha256()
         size = 0
-        with self.http.stream(file.url, {"Accept-Encoding": "identity"}) as response:
+        with self.http.stream(
+            file.url,
+            {"Accept-Encoding": "identity"},
+            deadline=self.http.settings.deadline_for(file.size),
+        ) as response:
             if response.status_code != 200:
                 raise status_error(response, f"cannot download {file.filename} to hash it")
             for chunk in self.http.iter_body(response):

@@ -31,6 +31,8 @@ from envlock.errors import InsecureTransport, UsageError
 from envlock.index.auth import host_of, redact
 
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+# Bytes per second a download may not fall below on average before its deadline passes.
+MIN_RATE = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,10 @@ class HttpSettings:
     retry_after_max: float = 60.0  # the longest Retry-After envlock waits for
     retries: int = 4
     backoff: float = 0.5
+
+    def deadline_for(self, size: int | None) -> float:
+        """A download's deadline: a slow link still gets a big file through (64 KiB/s)."""
+        return self.deadline + (size or 0) / MIN_RATE
 
     @classmethod
     def from_env(cls) -> HttpSettings:
