@@ -133,8 +133,8 @@ def test_unsatisfiable_real_spec_is_explained_within_seconds(tmp_path: Path) -> 
 
 @pytest.mark.parametrize(
     "requirements",
-    [["boto3", "aiobotocore"], ["tensorflow<2.16", "numpy>=2"]],
-    ids=["boto3-aiobotocore", "old-tensorflow-new-numpy"],
+    [["boto3", "aiobotocore"], ["boto3", "aiobotocore==2.5.0"], ["tensorflow<2.16", "numpy>=2"]],
+    ids=["boto3-aiobotocore", "boto3-old-aiobotocore", "old-tensorflow-new-numpy"],
 )
 def test_hard_backtracking_cases_match_uv(tmp_path: Path, requirements: list[str]) -> None:
     cutoff = "2025-06-01T00:00:00Z"

@@ -77,7 +77,7 @@ def resolve(
     crawler = Crawler(repo, target, provider.evaluator, preferences or {})
     for root in roots:
         crawler.speculate([root.name], root.extras)
-    reporter = Reporter(progress, provider.lookahead.enable)
+    reporter = Reporter(progress, provider.lookahead.enable, provider.note_rejection)
     resolver: resolvelib.Resolver[Req, object, str] = resolvelib.Resolver(provider, reporter)
     try:
         result = resolver.resolve(roots, max_rounds=MAX_ROUNDS)

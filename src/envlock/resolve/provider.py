@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
-from typing import Any
+from typing import Any, Literal
 
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName
@@ -34,6 +34,7 @@ from envlock.resolve.candidates import (
     Rejection,
     Req,
 )
+from envlock.resolve.jump import newest_fitting
 from envlock.resolve.lookahead import Lookahead
 
 Info = RequirementInformation[Req, Candidate]
@@ -74,6 +75,10 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         self.lookahead = Lookahead(self.within, self.dependencies_of, root_specs, self._prefetch)
         self._deps: dict[tuple[str, Version, frozenset[str]], list[Req] | None] = {}
         self._order: dict[str, int] = {}
+        # The search state as resolvelib last showed it, and the last rejection per project:
+        # what the jump over unfitting releases (resolve.jump) works from.
+        self._resolutions: Mapping[str, Candidate] = {}
+        self._rejected: dict[str, tuple[Candidate, list[Info]]] = {}
         self._counts: dict[tuple[str, tuple[str, ...]], int] = {}
 
     # -- resolvelib interface ------------------------------------------------------------
@@ -88,6 +93,7 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         information: Mapping[str, Iterator[Info]],
         backtrack_causes: Sequence[Info],
     ) -> Iterable[str]:
+        self._resolutions = resolutions
         identifiers = list(identifiers)
         if PYTHON in identifiers:
             return [PYTHON]
@@ -104,6 +110,7 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         information: Mapping[str, Iterator[Info]],
         backtrack_causes: Sequence[Info],
     ) -> Any:
+        self._resolutions = resolutions
         infos = list(information[identifier])
         reqs = [i.requirement for i in infos]
         pinned = any(r.pinned for r in reqs)
@@ -133,21 +140,31 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         name = reqs[0].name if reqs else identifier.split("[")[0]
         extras: frozenset[NormalizedName] = frozenset().union(*(r.extras for r in reqs))
 
+        specs = [r.specifier for r in reqs]
+
         def matches() -> Iterator[Candidate]:
             # Lazy: resolvelib usually takes the first candidate, so most versions of a big
             # project are never looked at. Deeper in the list (backtracking), metadata of the
-            # next few is fetched together.
+            # next few is fetched together, or a binary search jumps to a release that fits.
             ahead = 0
-            pending = self._candidates(name, [r.specifier for r in reqs])
+            seen: set[Version] = set()
+            pending = self._candidates(name, specs)
             for index, c in enumerate(pending):
-                if c.version in bad:
+                if c.version in bad or c.version in seen:
                     continue
                 if index >= ahead and c.file is not None:
                     ahead = self._prefetch_after(c, name, reqs, index)
                 cand = Candidate(name, c.version, extras, c.file, c.requires_python)
                 if not self.lookahead.feasible(cand):
                     continue
+                seen.add(cand.version)
                 yield cand
+                # Back here: resolvelib rejected it. If its requirement on another project
+                # clashed, try the newest release whose requirement fits before the next one.
+                jump = self._jump(cand, specs, bad | seen)
+                if jump is not None and self.lookahead.feasible(jump):
+                    seen.add(jump.version)
+                    yield jump
 
         return matches
 
@@ -177,6 +194,60 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
             ]
         self.repo.prefetch(d.name for d in deps if d.name != PYTHON)
         return deps
+
+    def note_rejection(self, criterion: Any, candidate: Candidate) -> None:
+        """resolvelib rejected ``candidate``: its requirement clashed with ``criterion``."""
+        self._rejected[candidate.name] = (candidate, list(criterion.information))
+
+    def _jump(
+        self, rejected: Candidate, specs: Sequence[SpecifierSet], skip: set[Version]
+    ) -> Candidate | None:
+        """The newest remaining release of ``rejected``'s project whose requirement on the
+        project it clashed with fits what the resolution holds that project to."""
+        last = self._rejected.get(rejected.name)
+        if last is None or last[0] != rejected or not last[1]:
+            return None
+        infos = last[1]
+        dep = infos[0].requirement.name
+        if dep in (PYTHON, rejected.name):
+            return None
+        dep_page = self.repo.project(dep)
+        if dep_page is None:
+            return None
+        pin = self._resolutions.get(infos[0].requirement.identifier)
+        others = [i for i in infos if i.parent is None or i.parent.name != rejected.name]
+        if pin is not None:
+            allowed = [pin.version]
+        elif others:
+            allowed = [
+                v
+                for v in dep_page.versions
+                if all(i.requirement.specifier.contains(v, prereleases=True) for i in others)
+            ]
+        else:
+            return None
+        remaining = [c for c in self._candidates(rejected.name, specs) if c.version not in skip]
+        if len(remaining) < _JUMP_MIN:
+            return None  # a few tries are cheaper than a search
+        found = newest_fitting(
+            remaining, lambda c: self._requirement_on(c, dep), allowed, dep_page.versions
+        )
+        if not found:  # None, or the very next one anyway
+            return None
+        c = remaining[found]
+        return Candidate(rejected.name, c.version, rejected.extras, c.file, c.requires_python)
+
+    def _requirement_on(self, cand: Candidate, dep: str) -> SpecifierSet | Literal[False] | None:
+        deps = self.dependencies_of(cand)
+        if deps is None:
+            return False
+        on = [d.specifier for d in deps if d.name == dep]
+        if not on:
+            return None
+        spec = SpecifierSet()
+        for s in on:
+            spec &= s
+        return spec
 
     # -- dependencies and candidates -----------------------------------------------------
     def dependencies_of(self, candidate: Candidate) -> list[Req] | None:
@@ -296,6 +367,9 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
             self._counts[key] = found
         return found
 
+
+# Below this many remaining releases, trying them in order beats a binary search.
+_JUMP_MIN = 8
 
 _PRERELEASE = Rejection(
     "prerelease",

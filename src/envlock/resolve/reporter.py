@@ -17,9 +17,15 @@ Info = RequirementInformation[Req, Candidate]
 
 
 class Reporter(BaseReporter):  # type: ignore[type-arg]
-    def __init__(self, progress: LockProgress, on_conflict: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        progress: LockProgress,
+        on_conflict: Callable[[], None],
+        on_reject: Callable[[Any, Candidate], None],
+    ) -> None:
         self.progress = progress
         self._on_conflict = on_conflict
+        self._on_reject = on_reject
         self.conflicts: Counter[tuple[str, ...]] = Counter()
         self.causes: dict[tuple[str, ...], list[Info]] = {}
         self.state: Any = None
@@ -30,6 +36,9 @@ class Reporter(BaseReporter):  # type: ignore[type-arg]
         key = tuple(sorted({c.requirement.name for c in causes}))
         self.conflicts[key] += 1
         self.causes[key] = list(causes)
+
+    def rejecting_candidate(self, criterion: Any, candidate: Candidate) -> None:
+        self._on_reject(criterion, candidate)
 
     def ending_round(self, index: int, state: Any) -> None:
         self.state = state
