@@ -48,6 +48,12 @@ CASES = {
             "aiobotocore pins botocore narrowly; boto3 releases daily",
         ),
         Case(
+            "boto-old",
+            ("boto3", "aiobotocore==2.5.0"),
+            True,
+            "an old aiobotocore: boto3 has to go back about 600 releases",
+        ),
+        Case(
             "tf-numpy",
             ("tensorflow<2.16", "numpy>=2"),
             True,
