@@ -115,10 +115,11 @@ def lock_environments(
             resolutions = locker.resolve_all()
             digests = _digests(session, resolutions)
             document = build_lock(env, resolutions, digests)
-            plans.append((env, document, resolutions, locker, previous))
+            splits = locker.splits(resolutions)  # may look at pages again: before the close
+            plans.append((env, document, resolutions, splits, previous))
     results = []
     # Write only after every environment resolved: a failure leaves all locks as they were.
-    for env, document, resolutions, locker, previous in plans:
+    for env, document, resolutions, splits, previous in plans:
         changed = write_lock(env.lock_path, document)
         versions: dict[str, set[str]] = {}
         for res in resolutions:
@@ -132,7 +133,7 @@ def lock_environments(
                 changed=changed,
                 counts={r.target.platform: len(r.packages) for r in resolutions},
                 versions={n: " | ".join(sorted(v)) for n, v in sorted(versions.items())},
-                splits=locker.splits(resolutions),
+                splits=splits,
                 changes=_changes(previous, resolutions),
                 warnings=tuple(dict.fromkeys([*warnings, *session.warnings])),
             )
