@@ -90,7 +90,7 @@ class _Explainer:
         for name in names:
             # Versions dropped because a dependency is on no index: that is the whole story.
             for v in self._in_range(name, _spec([c for c in causes if c.requirement.name == name])):
-                conflict = self.p.lookahead.conflicts.get((name, v))
+                conflict = self.p.lookahead.conflict_of(name, v)
                 if conflict is not None and conflict.requirement.name in self.p.missing:
                     return self._missing(
                         conflict.requirement.name, f"{name} {v}", conflict.requirement.text
@@ -198,7 +198,7 @@ class _Explainer:
         conflicts: dict[tuple[str, str], Conflict] = {}
         rejections = self.p.rejections.get(name, {})
         for v in versions:
-            conflict = self.p.lookahead.conflicts.get((name, v))
+            conflict = self.p.lookahead.conflict_of(name, v)
             rej = rejections.get(v)
             if conflict is not None:
                 key = ("conflict", conflict.requirement.text)

@@ -35,6 +35,8 @@ class Conflict:
     spec_requirement: SpecifierSet | None
 
 
+# (project, version, extras): a version with extras has more dependencies than without.
+Key = tuple[str, Version, frozenset[str]]
 # Candidates of a project within a specifier, newest first (the provider's own generator).
 CandidatesOf = Callable[[str, SpecifierSet], Iterator[Candidate]]
 Dependencies = Callable[[Candidate], "list[Req] | None"]
@@ -55,19 +57,23 @@ class Lookahead:
         self.root = root
         self._prefetch = prefetch
         self.enabled = False
-        self.conflicts: dict[tuple[str, Version], Conflict] = {}
-        self._feasible: dict[tuple[str, Version], int] = {}  # depth proven feasible
+        self.conflicts: dict[Key, Conflict] = {}
+        self._feasible: dict[Key, int] = {}  # depth proven feasible
         self._viable: dict[tuple[str, str, int], bool] = {}
-        self._active: set[tuple[str, Version]] = set()
+        self._active: set[Key] = set()
 
     def enable(self) -> None:
         self.enabled = True
+
+    def conflict_of(self, name: str, version: Version) -> Conflict | None:
+        """Why ``name`` ``version`` (without extras) is infeasible, if it is."""
+        return self.conflicts.get((name, version, frozenset()))
 
     def feasible(self, cand: Candidate, depth: int = DEPTH) -> bool:
         """Whether ``cand`` may be part of a solution, as far as ``depth`` levels can tell."""
         if not self.enabled:
             return True
-        key = (cand.name, cand.version)
+        key = (cand.name, cand.version, cand.extras)  # extras bring dependencies of their own
         if key in self.conflicts:
             return False
         if cand.file is None:
