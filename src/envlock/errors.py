@@ -21,7 +21,6 @@ the hint, and exits with ``exit_code``; anything else is reported as an internal
 
 from __future__ import annotations
 
-EXIT_OK = 0
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70
 

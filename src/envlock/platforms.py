@@ -197,10 +197,6 @@ class Target:
         return _tags(self.python_tuple, self.abi, self.platform_tags)
 
     @cached_property
-    def tag_set(self) -> frozenset[Tag]:
-        return frozenset(self.tags)
-
-    @cached_property
     def _marker_memo(self) -> dict[tuple[str, frozenset[str]], bool]:
         return {}
 

@@ -15,7 +15,23 @@ from packaging.pylock import PackageSdist, PackageWheel
 from envlock.errors import StaleLockError
 from envlock.lock import lockfile
 from envlock.lock.staleness import check
-from envlock.spec import EnvironmentSpec
+from envlock.spec import EnvironmentSpec, load_spec
+from envlock.spec_values import parse_platforms, parse_timestamp
+
+
+def select_environments(
+    spec: Path, names: Sequence[str], platforms: Sequence[str], exclude_newer: str | None
+) -> list[EnvironmentSpec]:
+    """The environments ``envlock lock`` works on: ``--env`` picks them, ``--platform`` and
+    ``--exclude-newer`` override the spec for this run."""
+    envs = load_spec(spec).select(names)
+    if platforms:
+        chosen = parse_platforms(platforms, "--platform")
+        envs = [e.with_platforms(chosen) for e in envs]
+    if exclude_newer is not None:
+        ts = parse_timestamp(exclude_newer, "--exclude-newer")
+        envs = [e.with_exclude_newer(ts) for e in envs]
+    return envs
 
 
 def check_locks(envs: Sequence[EnvironmentSpec]) -> None:
@@ -38,17 +54,11 @@ def check_online(envs: Sequence[EnvironmentSpec], cache_dir: Path) -> OnlineRepo
     from envlock.index.auth import redact
     from envlock.index.client import HttpClient
     from envlock.index.repository import IndexSession
-    from envlock.index.transport import SecurityPolicy, insecure_hosts_from_env
 
     check_locks(envs)
-    indexes = list({i.url: i for env in envs for i in env.indexes}.values())
-    insecure = frozenset().union(*(env.insecure_hosts for env in envs))
-    policy = SecurityPolicy(insecure | insecure_hosts_from_env())
-    for index in indexes:
-        policy.check(index.url)
     problems: list[str] = []
     files = 0
-    with HttpClient(indexes, insecure_hosts=insecure) as http:
+    with HttpClient.for_environments(envs) as http:
         session = IndexSession(http, cache_dir)
         for env in envs:
             lock = lockfile.load(env.lock_path)

@@ -21,7 +21,6 @@ from envlock.index.auth import redact
 from envlock.index.client import HttpClient
 from envlock.index.repository import HttpRepository, IndexSession, Routing
 from envlock.index.simple import DistFile
-from envlock.index.transport import SecurityPolicy, insecure_hosts_from_env
 from envlock.lock import lockfile
 from envlock.lock.document import build_lock
 from envlock.lock.lockfile import LockFile, write_lock
@@ -99,13 +98,8 @@ def lock_environments(
 ) -> list[LockResult]:
     """Resolve and write the lock of every environment; nothing is written if one fails."""
     progress = progress or LockProgress()
-    indexes = list({i.url: i for env in envs for i in env.indexes}.values())
-    insecure = frozenset().union(*(env.insecure_hosts for env in envs))
-    policy = SecurityPolicy(insecure | insecure_hosts_from_env())
-    for index in indexes:
-        policy.check(index.url)  # before any request: a plain-HTTP index fails at once
     plans = []
-    with HttpClient(indexes, insecure_hosts=insecure) as http:
+    with HttpClient.for_environments(envs) as http:
         session = IndexSession(http, options.cache_dir, progress)
         for env in envs:
             previous = _previous(env)

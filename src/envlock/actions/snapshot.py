@@ -85,12 +85,12 @@ def snapshot(
                 artifacts.setdefault(art.sha256, art)
                 if not art.is_wheel:
                     to_build.append((snap, target, art))
-    indexes = {i.url: i for snap in snapshots for i in snap.env.indexes}
-    insecure = frozenset().union(*(snap.env.insecure_hosts for snap in snapshots))
+    envs = [snap.env for snap in snapshots]
+    # Only the locked URLs are fetched (each checked by the transport policy as it goes).
     result = fetch(
         store,
         list(artifacts.values()),
-        lambda: HttpClient(list(indexes.values()), insecure_hosts=insecure),
+        lambda: HttpClient.for_environments(envs, check_indexes=False),
         events,
     )
     for snap, target, art in to_build:

@@ -44,19 +44,15 @@ def fast_check(argv: Sequence[str]) -> int | None:
 
     quiet = "-q" in parsed or "--quiet" in parsed
     try:
-        from envlock.actions.check import check_locks
-        from envlock.spec import SPEC_FILENAME, load_spec
-        from envlock.spec_values import parse_platforms, parse_timestamp
+        from envlock.actions.check import check_locks, select_environments
+        from envlock.spec import SPEC_FILENAME
 
-        spec = Path(parsed.get("--spec", [SPEC_FILENAME])[-1])
-        envs = load_spec(spec).select([*parsed.get("--env", []), *parsed.get("-e", [])])
-        platforms = [*parsed.get("--platform", []), *parsed.get("-p", [])]
-        if platforms:
-            chosen = parse_platforms(platforms, "--platform")
-            envs = [e.with_platforms(chosen) for e in envs]
-        if "--exclude-newer" in parsed:
-            ts = parse_timestamp(parsed["--exclude-newer"][-1], "--exclude-newer")
-            envs = [e.with_exclude_newer(ts) for e in envs]
+        envs = select_environments(
+            Path(parsed.get("--spec", [SPEC_FILENAME])[-1]),
+            [*parsed.get("--env", []), *parsed.get("-e", [])],
+            [*parsed.get("--platform", []), *parsed.get("-p", [])],
+            parsed.get("--exclude-newer", [None])[-1],
+        )
         check_locks(envs)
     except EnvlockError as exc:
         _print("error: ", exc.message, "bold red")

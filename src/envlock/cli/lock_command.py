@@ -9,8 +9,7 @@ import typer
 
 from envlock.cli.options import CacheOpt, QuietOpt, SpecOpt, VerboseOpt, set_verbosity
 from envlock.cli.output import cache_dir, debug, info, progress, stderr, stdout, warn
-from envlock.spec import SPEC_FILENAME, EnvironmentSpec, load_spec
-from envlock.spec_values import parse_platforms, parse_timestamp
+from envlock.spec import SPEC_FILENAME, EnvironmentSpec
 
 if TYPE_CHECKING:
     from envlock.actions.lock import LockResult
@@ -76,13 +75,9 @@ def lock(
     set_verbosity(quiet, verbose)
     if online and not check:
         raise UsageError("--online only goes with --check")
-    envs = load_spec(spec).select(env)
-    if platform:
-        platforms = parse_platforms(platform, "--platform")
-        envs = [e.with_platforms(platforms) for e in envs]
-    if exclude_newer is not None:
-        ts = parse_timestamp(exclude_newer, "--exclude-newer")
-        envs = [e.with_exclude_newer(ts) for e in envs]
+    from envlock.actions.check import select_environments
+
+    envs = select_environments(spec, env, platform, exclude_newer)
     if check:
         _check(envs, online, cache)
         return

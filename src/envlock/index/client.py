@@ -31,7 +31,7 @@ from envlock.index.transport import (
     set_deadline,
     ssl_context,
 )
-from envlock.spec import Index
+from envlock.spec import EnvironmentSpec, Index
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 USER_AGENT = f"envlock/{__version__}"
@@ -69,6 +69,23 @@ class HttpClient:
         )
         enforce_deadlines(self._client)
         self.pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="envlock-http")
+
+    @classmethod
+    def for_environments(
+        cls, envs: Sequence[EnvironmentSpec], *, check_indexes: bool = True
+    ) -> HttpClient:
+        """The client for these environments' indexes and insecure hosts; with
+        ``check_indexes``, an index the transport policy refuses fails before any request."""
+        indexes = list({i.url: i for env in envs for i in env.indexes}.values())
+        client = cls(indexes, insecure_hosts=frozenset().union(*(e.insecure_hosts for e in envs)))
+        if check_indexes:
+            try:
+                for index in indexes:
+                    client.policy.check(index.url)
+            except BaseException:
+                client.close()
+                raise
+        return client
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)

@@ -141,7 +141,7 @@ def _package(entry: _Entry, targets: Sequence[Target], digests: Digests) -> dict
     if entry.requires_python:
         pkg["requires-python"] = entry.requires_python
     files = sorted(entry.files.values(), key=lambda f: f.filename)
-    index = {_index_of(f) for f in files}
+    index = {redact(f.index) for f in files}
     if len(index) == 1:
         pkg["index"] = index.pop()
     sdists = [f for f in files if not f.is_wheel]
@@ -152,7 +152,3 @@ def _package(entry: _Entry, targets: Sequence[Target], digests: Digests) -> dict
         pkg["wheels"] = [_file_table(f, digests) for f in wheels]
     pkg["tool"] = {"envlock": PackageRecord.build(entry.requires_dist).to_dict()}
     return pkg
-
-
-def _index_of(f: DistFile) -> str:
-    return redact(f.index)

@@ -79,6 +79,8 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         # what the jump over unfitting releases (resolve.jump) works from.
         self._resolutions: Mapping[str, Candidate] = {}
         self._rejected: dict[str, tuple[Candidate, list[Info]]] = {}
+        # Searches that found no structure to rely on: not walked again for the same target.
+        self._no_jump: set[tuple[str, str, tuple[Version, ...]]] = set()
         self._counts: dict[tuple[str, tuple[str, ...]], int] = {}
 
     # -- resolvelib interface ------------------------------------------------------------
@@ -226,12 +228,17 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
             ]
         else:
             return None
+        attempt = (rejected.name, dep, tuple(allowed))
+        if attempt in self._no_jump:
+            return None
         remaining = [c for c in self._candidates(rejected.name, specs) if c.version not in skip]
         if len(remaining) < _JUMP_MIN:
             return None  # a few tries are cheaper than a search
         found = newest_fitting(
             remaining, lambda c: self._requirement_on(c, dep), allowed, dep_page.versions
         )
+        if found is None:
+            self._no_jump.add(attempt)
         if not found:  # None, or the very next one anyway
             return None
         c = remaining[found]
