@@ -56,3 +56,36 @@ class LockProgress:
             f"{self.phase} · {self.projects} projects · {self.metadata} metadata · "
             f"{self.candidates} candidates tried{backtracks} · {self.elapsed:.1f}s"
         )
+
+
+@dataclass
+class BuildProgress:
+    """What ``materialize`` is doing: a phase and its count (packages, files or bytes)."""
+
+    phase: str = "starting"
+    done: int = 0
+    total: int = 0
+    unit: str = ""
+    on_phase: Callable[[str], None] | None = None
+    started: float = field(default_factory=time.monotonic)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def enter(self, phase: str, total: int = 0, unit: str = "") -> None:
+        with self._lock:
+            self.phase, self.done, self.total, self.unit = phase, 0, total, unit
+        if self.on_phase is not None:
+            self.on_phase(phase)
+
+    def advance(self, n: int) -> None:
+        with self._lock:
+            self.done += n
+
+    def status_line(self) -> str:
+        elapsed = f"{time.monotonic() - self.started:.1f}s"
+        if not self.total:
+            return f"{self.phase} · {elapsed}"
+        if self.unit == "bytes":
+            count = f"{self.done / 1e6:.1f}/{self.total / 1e6:.1f} MB"
+        else:
+            count = f"{self.done}/{self.total} {self.unit}"
+        return f"{self.phase} · {count} · {elapsed}"

@@ -8,22 +8,19 @@ unpacked elsewhere. Foreign platforms (osx-arm64, win-64) are checked for their 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import tarfile
 import time
-import zipfile
 from pathlib import Path
 
 import pytest
 
-import support.index
 from integration.helpers import Result, envlock, load_lock, write_spec
+from support.evil import publish_raw, with_record, zip_bytes
 from support.wheels import Dist, build_wheel, record_hash
 
 LINUX = "cp311-cp311-manylinux_2_17_x86_64"
@@ -493,48 +490,20 @@ def test_base_python_and_platform_errors(index, project, tmp_path):
 # -- safety: malicious wheels ----------------------------------------------------------------
 
 
-def zip_bytes(members: dict[str, bytes], symlinks: frozenset[str] = frozenset()) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, data in members.items():
-            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-            mode = (stat.S_IFLNK | 0o777) if name in symlinks else (stat.S_IFREG | 0o644)
-            info.external_attr = mode << 16
-            info.create_system = 3
-            zf.writestr(info, data)
-    return buf.getvalue()
-
-
-def with_record(dist_info: str, members: dict[str, bytes]) -> dict[str, bytes]:
-    lines = [f"{p},{record_hash(d)},{len(d)}" for p, d in members.items()]
-    lines.append(f"{dist_info}/RECORD,,")
-    return {**members, f"{dist_info}/RECORD": ("\n".join(lines) + "\n").encode()}
-
-
-def publish_raw(server, dist: Dist, data: bytes) -> None:
-    """Publish ``data`` as the wheel of ``dist`` (the index still serves dist's metadata)."""
-
-    def fake_build(d: Dist, dest: Path) -> Path:
-        path = dest / d.filename
-        path.write_bytes(data)
-        return path
-
-    mp = pytest.MonkeyPatch()
-    with mp.context() as m:
-        m.setattr(support.index, "build", fake_build)
-        server.add(dist)
-
-
 def evil_wheel(case: str, tmp_path: Path) -> tuple[Dist, bytes | None, str]:
     """(dist to publish, raw wheel bytes or None to build ``dist``, expected error text)."""
     marker = f"envlock-evil-{os.getpid()}-{tmp_path.name}.py"
     if case == "traversal":
-        return Dist("evil", "1.0", files={f"../{marker}": b"print('pwned')\n"}), None, "unsafe path"
+        return (
+            Dist("evil", "1.0", files={f"../{marker}": b"print('pwned')\n"}),
+            None,
+            "not a normalised path",
+        )
     if case == "absolute":
         return (
             Dist("evil", "1.0", files={f"/tmp/{marker}": b"print('pwned')\n"}),
             None,
-            "unsafe path",
+            "absolute member name",
         )
     if case == "record-mismatch":
         body = b"__version__ = '1.0'\n"
@@ -558,7 +527,11 @@ def evil_wheel(case: str, tmp_path: Path) -> tuple[Dist, bytes | None, str]:
                 b"Tag: py3-none-any\n",
             },
         )
-        return Dist("evil", "1.0"), zip_bytes(members, frozenset({"evil/passwd"})), "symlink"
+        return (
+            Dist("evil", "1.0"),
+            zip_bytes(members, frozenset({"evil/passwd"})),
+            "is a symbolic link",
+        )
     other = {"name-mismatch": Dist("other", "1.0"), "version-mismatch": Dist("evil", "6.6")}[case]
     wheel = build_wheel(other, tmp_path / "evil-build")
     return Dist("evil", "1.0"), wheel.read_bytes(), "the lock says evil 1.0"
@@ -642,20 +615,27 @@ def test_existing_output_needs_force_and_is_replaced_with_it(index, project, tmp
     out.mkdir()
     (out / "precious.txt").write_text("keep me")
 
-    r = materialize(project, "linux-64", "--output", str(out))
-    assert r.code == 2
-    assert "already exists" in r.stderr and "--force" in r.stderr
-    assert [p.name for p in out.iterdir()] == ["precious.txt"]
-    assert (out / "precious.txt").read_text() == "keep me"
+    # Not an environment envlock made: refused, with or without --force.
+    for extra in ((), ("--force",)):
+        r = materialize(project, "linux-64", "--output", str(out), *extra)
+        assert r.code == 2
+        assert "not an envlock environment" in r.stderr and "refusing" in r.stderr
+        assert [p.name for p in out.iterdir()] == ["precious.txt"]
+        assert (out / "precious.txt").read_text() == "keep me"
 
-    r = materialize(project, "linux-64", "--output", str(out), "--force")
+    (out / "precious.txt").unlink()  # an empty directory is fine
+    r = materialize(project, "linux-64", "--output", str(out))
     assert r.code == 0, r.stderr
-    assert not (out / "precious.txt").exists()
     assert_runs(out)
     assert beside(out) == []
 
+    # An envlock environment: replaced with --force only (materialize).
+    r = materialize(project, "linux-64", "--output", str(out))
+    assert r.code == 2 and "--force" in r.stderr
+    inode = (out / "envlock.json").stat().st_ino
     r = materialize(project, "linux-64", "--output", str(out), "--force")
     assert r.code == 0 and beside(out) == []
+    assert (out / "envlock.json").stat().st_ino != inode  # rebuilt
     assert envlock(project, "verify", str(out)).code == 0
 
 
@@ -722,8 +702,8 @@ def test_interrupted_forced_rebuild_keeps_the_old_environment(index, project, tm
     dists = big_dists()
     setup(index, project, dists, [d.name for d in dists])
     out = tmp_path / "env"
-    out.mkdir()
-    (out / "old.txt").write_text("old env")
+    assert materialize(project, "linux-64", "--output", str(out)).code == 0
+    (out / "old.txt").write_text("old env")  # an envlock environment: --force may replace it
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -752,7 +732,8 @@ def test_interrupted_forced_rebuild_keeps_the_old_environment(index, project, tm
     proc.terminate()
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert [p.name for p in out.iterdir()] == ["old.txt"]
+    assert (out / "old.txt").read_text() == "old env"  # the old environment, intact
+    assert envlock(project, "verify", str(out)).code == 0
     assert beside(out) == []
 
 
@@ -837,10 +818,14 @@ def test_build_defaults_to_host_platform_and_envlock_envs(index, project):
     assert r.code == 0, r.stdout
 
     server.reset_counts()
+    inode = (out / "envlock.json").stat().st_ino
     r = envlock(project, "build")
-    assert r.code == 2 and "--force" in r.stderr
+    assert r.code == 0, r.stderr
+    assert "up to date" in r.stderr
+    assert (out / "envlock.json").stat().st_ino == inode  # nothing was rebuilt
     r = envlock(project, "build", "--force")
     assert r.code == 0, r.stderr
+    assert (out / "envlock.json").stat().st_ino != inode
     assert server.count() == 0  # everything was cached
     assert_runs(out)
 
@@ -869,9 +854,7 @@ def test_build_compile_writes_pyc_and_verify_still_passes(index, project, tmp_pa
     assert envlock(project, "verify", str(moved)).code == 0
 
 
-def test_wheels_that_ship_the_same_file_install_in_lock_order_reproducibly(
-    index, project, tmp_path
-):
+def test_wheels_that_ship_the_same_path_with_other_bytes_are_an_error(index, project, tmp_path):
     server = index(
         [
             Dist("aaa", "1.0", files={"shared/__init__.py": b"owner = 'aaa'\n"}),
@@ -885,12 +868,39 @@ def test_wheels_that_ship_the_same_file_install_in_lock_order_reproducibly(
     )
     assert envlock(project, "lock").code == 0
     assert envlock(project, "fetch").code == 0
+    out = tmp_path / "env"
+    r = materialize(project, "linux-64", "--output", str(out))
+    assert r.code == 4, r.stderr
+    (line,) = error_lines(r.stderr)
+    assert "aaa and zzz both install lib/python3.11/site-packages/shared/__init__.py" in line
+    assert not out.exists() and beside(out) == []
+
+
+def test_identical_shared_files_install_once_and_reproducibly(index, project, tmp_path):
+    shared = {"ns/__init__.py": b"# namespace\n"}
+    server = index(
+        [
+            Dist("aaa", "1.0", files={**shared, "ns/a.py": b"A = 1\n"}),
+            Dist("zzz", "1.0", files={**shared, "ns/z.py": b"Z = 1\n"}),
+        ]
+    )
+    write_spec(
+        project,
+        server.url,
+        'python = "3.11"\nplatforms = ["linux-64"]\ndependencies = ["zzz", "aaa"]\n',
+    )
+    assert envlock(project, "lock").code == 0
+    assert envlock(project, "fetch").code == 0
     shas = set()
-    for i in range(3):
+    for i in range(2):
         out = tmp_path / f"env{i}"
-        assert materialize(project, "linux-64", "--output", str(out)).code == 0
-        shared = out / "lib" / "python3.11" / "site-packages" / "shared" / "__init__.py"
-        assert shared.read_text() == "owner = 'zzz'\n"  # the later package in the lock wins
+        r = materialize(project, "linux-64", "--output", str(out))
+        assert r.code == 0, r.stderr
+        site = out / "lib" / "python3.11" / "site-packages"
+        assert (site / "ns" / "__init__.py").read_bytes() == b"# namespace\n"
+        assert envlock(project, "verify", str(out)).code == 0
+        r = run(out / "bin" / "python", "-c", "import ns.a, ns.z; print(ns.a.A + ns.z.Z)")
+        assert r.stdout == "2\n", r.stderr
         r = materialize(project, "linux-64", "--archive", str(tmp_path / f"a{i}.tar.gz"))
         assert r.code == 0, r.stderr
         shas.add(sha256_of(tmp_path / f"a{i}.tar.gz"))

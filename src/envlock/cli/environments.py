@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -21,7 +22,8 @@ from envlock.cli.output import (
     stderr,
     stdout,
 )
-from envlock.errors import UsageError
+from envlock.cli.output import progress as live_progress
+from envlock.errors import StaleLockError, UsageError
 from envlock.lock import lockfile
 from envlock.lock.lockfile import LockFile
 from envlock.platforms import host_platform
@@ -31,6 +33,7 @@ from envlock.spec_values import parse_platforms
 if TYPE_CHECKING:  # the network stack and the cache are imported by the commands using them
     from envlock.cache.fetch import FetchEvents, FetchResult
     from envlock.cache.store import ArtifactStore
+    from envlock.materialize.install import LinkMode
 
 EnvsOpt = Annotated[
     list[str],
@@ -66,11 +69,44 @@ BasePythonOpt = Annotated[
         show_default=False,
     ),
 ]
-ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing output.")]
+ForceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="Rebuild, replacing an existing output (only an envlock environment, an empty "
+        "directory or an archive file is ever replaced).",
+    ),
+]
+FrozenOpt = Annotated[
+    bool,
+    typer.Option(
+        "--frozen",
+        help="Build the lock as it is, even if the spec changed since it was made (CI, "
+        "production).",
+    ),
+]
+VerifyFilesOpt = Annotated[
+    bool,
+    typer.Option("--verify-files", help="Re-hash every cached file as it is installed (slower)."),
+]
 CompileOpt = Annotated[bool, typer.Option("--compile", help="Byte-compile .pyc files.")]
 LinkOpt = Annotated[
     str, typer.Option("--link-mode", help="hardlink (default; copies across filesystems) or copy.")
 ]
+
+
+@dataclass(frozen=True)
+class BuildFlags:
+    """The options ``materialize`` and ``build`` share, as one value."""
+
+    output: Path | None
+    archive: Path | None
+    base_python: str | None
+    force: bool
+    compile: bool
+    link_mode: str
+    verify_files: bool
+    frozen: bool
 
 
 @contextmanager
@@ -168,9 +204,26 @@ def fetch(
     _report_fetch(result)
 
 
-def _check_link_mode(link_mode: str) -> None:
+def _check_link_mode(link_mode: str) -> LinkMode:
     if link_mode not in ("hardlink", "copy"):
         raise UsageError(f"--link-mode must be hardlink or copy, got {link_mode!r}")
+    return "hardlink" if link_mode == "hardlink" else "copy"
+
+
+def _refuse_stale(env: EnvironmentSpec, platform: str, frozen: bool) -> None:
+    """A lock that no longer matches the spec is not built unless ``--frozen`` says so."""
+    from envlock.lock.staleness import staleness
+
+    stale = staleness(env, env.targets)
+    if not stale:
+        return
+    if frozen:
+        info(f"[yellow]warning:[/yellow] {stale}; building the lock as it is (--frozen)")
+        return
+    raise StaleLockError(
+        f"{stale}",
+        hint="run `envlock lock` to update it, or pass --frozen to build the lock as it is",
+    )
 
 
 def _materialize(
@@ -178,30 +231,37 @@ def _materialize(
     target_env: EnvironmentSpec,
     lock: LockFile,
     platform: str,
-    output: Path | None,
-    archive: Path | None,
-    base_python: str | None,
-    force: bool,
-    compile_: bool,
-    link_mode: str,
+    flags: BuildFlags,
     store: ArtifactStore,
+    *,
+    replace_own: bool,
 ) -> None:
+    from envlock.materialize.environment import MaterializeOptions
     from envlock.materialize.environment import materialize as run
+    from envlock.progress import BuildProgress
 
-    result = run(
-        lock,
-        platform,
-        store,
-        output=output,
-        archive=archive,
-        base_python=base_python,
-        force=force,
-        compile_bytecode=compile_,
-        link_mode=link_mode,
+    options = MaterializeOptions(
+        output=flags.output,
+        archive=flags.archive,
+        base_python=flags.base_python,
+        force=flags.force,
+        replace_own=replace_own,
+        compile_bytecode=flags.compile,
+        link_mode=_check_link_mode(flags.link_mode),
+        verify_files=flags.verify_files,
+        protected=(spec.parent,),
         fetch_hint=fetch_hint(spec, target_env, platform),
-        on_phase=lambda phase: debug(phase),
     )
+    tracker = BuildProgress(on_phase=None if stderr.is_terminal else debug)
+    with live_progress(tracker):
+        result = run(lock, platform, store, options, tracker)
     where = result.output if result.output is not None else result.archive
+    if result.up_to_date:
+        info(
+            f"[bold]{target_env.label}[/bold] for {platform}: {where} is up to date with "
+            f"{lock.path.name} ({result.packages} packages)"
+        )
+        return
     info(
         f"[bold]{target_env.label}[/bold] for {platform}: {result.packages} packages → {where}"
         + (" (byte-compiled)" if result.compiled else "")
@@ -217,8 +277,10 @@ def materialize(
     archive: ArchiveOpt = None,
     base_python: BasePythonOpt = None,
     force: ForceOpt = False,
+    frozen: FrozenOpt = False,
     compile: CompileOpt = False,
     link_mode: LinkOpt = "hardlink",
+    verify_files: VerifyFilesOpt = False,
     spec: SpecOpt = Path(SPEC_FILENAME),
     cache: CacheOpt = None,
     quiet: QuietOpt = False,
@@ -227,21 +289,14 @@ def materialize(
     """Build an environment from the cache alone (never uses the network)."""
     set_verbosity(quiet, verbose)
     parse_platforms([platform], "--platform")
+    flags = BuildFlags(
+        output, archive, base_python, force, compile, link_mode, verify_files, frozen
+    )
     _check_link_mode(link_mode)
     target_env = load_spec(spec).select([env])[0]
-    _materialize(
-        spec,
-        target_env,
-        lockfile.load(target_env.lock_path),
-        platform,
-        output,
-        archive,
-        base_python,
-        force,
-        compile,
-        link_mode,
-        _store(cache),
-    )
+    lock = lockfile.load(target_env.lock_path)
+    _refuse_stale(target_env, platform, frozen)
+    _materialize(spec, target_env, lock, platform, flags, _store(cache), replace_own=False)
 
 
 def build(
@@ -254,47 +309,37 @@ def build(
     archive: ArchiveOpt = None,
     base_python: BasePythonOpt = None,
     force: ForceOpt = False,
+    frozen: FrozenOpt = False,
     compile: CompileOpt = False,
     link_mode: LinkOpt = "hardlink",
+    verify_files: VerifyFilesOpt = False,
     spec: SpecOpt = Path(SPEC_FILENAME),
     cache: CacheOpt = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """`fetch` what is missing, then `materialize` (default output .envlock/envs/ENV-PLATFORM)."""
+    """`fetch` what is missing, then `materialize` (default output .envlock/envs/ENV-PLATFORM).
+
+    Re-running on an unchanged lock is a no-op; a changed lock replaces the environment."""
     from envlock.actions.snapshot import snapshot
-    from envlock.lock.staleness import staleness
 
     set_verbosity(quiet, verbose)
     platform = platform or host_platform()
     parse_platforms([platform], "--platform")
     _check_link_mode(link_mode)
-    from envlock.cache.store import ArtifactStore
-
-    store = ArtifactStore(cache_dir(cache))
+    store = _store(cache)
     snaps = select_snapshots(spec, [env], [platform])
-    stale = staleness(snaps[0].env, snaps[0].env.targets)
-    if stale:
-        info(f"[yellow]warning:[/yellow] {stale}; building what the lock says")
+    _refuse_stale(snaps[0].env, platform, frozen)
     with _fetch_progress() as events:
         result = snapshot(store, snaps, events)
     if result.downloaded:
         _report_fetch(result)
     if output is None and archive is None:
         output = spec.parent / ".envlock" / "envs" / f"{snaps[0].env.label}-{platform}"
-    _materialize(
-        spec,
-        snaps[0].env,
-        snaps[0].lock,
-        platform,
-        output,
-        archive,
-        base_python,
-        force,
-        compile,
-        link_mode,
-        store,
+    flags = BuildFlags(
+        output, archive, base_python, force, compile, link_mode, verify_files, frozen
     )
+    _materialize(spec, snaps[0].env, snaps[0].lock, platform, flags, store, replace_own=True)
 
 
 def verify(
@@ -313,12 +358,12 @@ def verify(
     verbose: VerboseOpt = False,
 ) -> None:
     """Check an environment against its lock; exit 1 listing every difference."""
-    from envlock.materialize.verify import read_meta
+    from envlock.materialize.meta import read_meta
     from envlock.materialize.verify import verify as run
 
     set_verbosity(quiet, verbose)
     if lock is None:
-        recorded = spec.parent / str(read_meta(directory).get("lock", "pylock.toml"))
+        recorded = spec.parent / (read_meta(directory).lock or "pylock.toml")
         lock = recorded if recorded.is_file() else None
     loaded = lockfile.load(lock) if lock is not None else None
     report = run(directory, loaded)

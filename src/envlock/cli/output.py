@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from platformdirs import user_cache_dir
 
-from envlock.progress import LockProgress
+from envlock.progress import BuildProgress, LockProgress
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -79,7 +79,7 @@ def cache_dir(option: Path | None) -> Path:
 
 
 @contextmanager
-def progress(stats: LockProgress) -> Iterator[None]:
+def progress(stats: LockProgress | BuildProgress) -> Iterator[None]:
     """A live status line on a terminal; nothing extra otherwise (callers print plain lines)."""
     if Verbosity.level < 0 or not stderr.is_terminal:
         yield

@@ -9,6 +9,7 @@ import tarfile
 from pathlib import Path
 
 from envlock.cache.store import file_sha256
+from envlock.progress import BuildProgress
 
 # 1980-01-01: the zip epoch; any fixed value works, 0 upsets some tools.
 FIXED_MTIME = 315532800
@@ -24,14 +25,18 @@ def _entries(root: Path) -> list[Path]:
     return sorted(out, key=lambda p: p.relative_to(root).as_posix())
 
 
-def write_archive(root: Path, dest: Path) -> str:
+def write_archive(root: Path, dest: Path, progress: BuildProgress | None = None) -> str:
     """Write ``dest`` (the tree's contents at the archive root); returns its sha256."""
+    entries = _entries(root)
+    if progress is not None:
+        total = sum(p.lstat().st_size for p in entries if p.is_file() and not p.is_symlink())
+        progress.enter("writing archive", total, "bytes")
     with (
         dest.open("wb") as raw,
         gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz,
         tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
     ):
-        for path in _entries(root):
+        for path in entries:
             rel = path.relative_to(root).as_posix()
             st = path.lstat()
             info = tarfile.TarInfo(rel)
@@ -52,4 +57,6 @@ def write_archive(root: Path, dest: Path) -> str:
                 info.mode = 0o755 if st.st_mode & 0o111 else 0o644
                 with path.open("rb") as f:
                     tar.addfile(info, f)
+                if progress is not None:
+                    progress.advance(st.st_size)
     return file_sha256(dest)

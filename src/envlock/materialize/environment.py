@@ -7,12 +7,13 @@ build leaves nothing at the output path.
 
 from __future__ import annotations
 
-import json
+import contextlib
+import hashlib
 import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from envlock import __version__
+from envlock._fs import UMASK, atomic_write_bytes
 from envlock.cache.builds import built_wheel
 from envlock.cache.store import ArtifactStore, CorruptEntry
 from envlock.cache.unpack import TamperedTree, UnpackedWheel, discard, unpacked
@@ -29,14 +31,40 @@ from envlock.errors import IntegrityError, MissingArtifactsError, UsageError
 from envlock.lock.artifacts import Artifact
 from envlock.lock.lockfile import LockFile
 from envlock.materialize.archive import write_archive
-from envlock.materialize.install import Linker, install_wheel
+from envlock.materialize.destination import check_archive, check_directory
+from envlock.materialize.install import (
+    Linker,
+    LinkMode,
+    Placement,
+    install,
+    plan,
+    plan_wheel,
+    write_new,
+)
 from envlock.materialize.layout import Layout
+from envlock.materialize.meta import ENV_META, EnvMeta, read_meta
 from envlock.materialize.python import BasePython, find_host_python, resolve_base_python
 from envlock.platforms import Target
+from envlock.progress import BuildProgress
 
-ENV_META = "envlock.json"
 # Installing is mostly link/mkdir syscalls between bits of Python: past two threads the GIL wins.
 WORKERS = 2
+
+
+@dataclass(frozen=True)
+class MaterializeOptions:
+    """How to build: exactly one of ``output`` (a directory) or ``archive`` (a .tar.gz)."""
+
+    output: Path | None = None
+    archive: Path | None = None
+    base_python: str | None = None
+    force: bool = False
+    replace_own: bool = False  # replace an envlock-made environment without --force (build)
+    compile_bytecode: bool = False
+    link_mode: LinkMode = "hardlink"
+    verify_files: bool = False  # re-hash every cached file as it is installed
+    protected: tuple[Path, ...] = ()  # directories never replaced (the spec's)
+    fetch_hint: str = "envlock fetch"
 
 
 @dataclass(frozen=True)
@@ -48,6 +76,7 @@ class MaterializeResult:
     packages: int
     link_mode: str
     compiled: bool
+    up_to_date: bool = False
 
 
 def wheels_for(
@@ -71,7 +100,9 @@ def wheels_for(
             if wheel is None:
                 missing.append(f"{art.filename} (to be built into a wheel)")
             else:
-                out.append((art, wheel, "built-" + art.sha256))
+                # Its unpacked tree is keyed by the sdist and the wheel built from it.
+                key = hashlib.sha256(f"built:{art.sha256}:{wheel.name}".encode()).hexdigest()
+                out.append((art, wheel, key))
     if missing:
         shown = ", ".join(missing[:5]) + (
             f" and {len(missing) - 5} more" if len(missing) > 5 else ""
@@ -87,87 +118,143 @@ def materialize(
     lock: LockFile,
     platform: str,
     store: ArtifactStore,
-    *,
-    output: Path | None = None,
-    archive: Path | None = None,
-    base_python: str | None = None,
-    force: bool = False,
-    compile_bytecode: bool = False,
-    link_mode: str = "hardlink",
-    fetch_hint: str = "envlock fetch",
-    on_phase: Callable[[str], None] = lambda phase: None,
+    options: MaterializeOptions,
+    progress: BuildProgress | None = None,
 ) -> MaterializeResult:
     """Build the environment of ``platform`` from ``lock`` using only the cache."""
+    from envlock.cache.registry import lease, remember_lock
+
+    progress = progress or BuildProgress()
+    output, archive = options.output, options.archive
     if (output is None) == (archive is None):
         raise UsageError("give exactly one of --output DIR or --archive FILE.tar.gz")
+    if archive is not None:
+        if not archive.name.endswith((".tar.gz", ".tgz")):
+            raise UsageError(f"--archive must end in .tar.gz, got {archive.name}")
+        check_archive(archive, force=options.force)
+    else:
+        assert output is not None
+        check_directory(
+            output,
+            force=options.force,
+            replace_own=options.replace_own,
+            protected=options.protected,
+        )
+    target = lock.target(platform)
+    wheels = wheels_for(store, lock, target, options.fetch_hint)
+    base = resolve_base_python(target, options.base_python)
+    layout = Layout.for_target(target)
+    meta = EnvMeta(
+        envlock=__version__,
+        lock=lock.path.name,
+        lock_sha256=lock.sha256,
+        environment=lock.environment,
+        platform=target.platform,
+        python=base.version,
+        base_python=base.executable,
+        packages={a.name: a.version for a, _, _ in wheels},
+        compiled=options.compile_bytecode and find_host_python(target.python_version) is not None,
+    )
+    if output is not None and not options.force and _current(output, meta):
+        return MaterializeResult(target, output, None, None, len(wheels), "", meta.compiled, True)
+
+    remember_lock(store, lock.path)
     dest = output if output is not None else archive
     assert dest is not None
-    if archive is not None and not archive.name.endswith((".tar.gz", ".tgz")):
-        raise UsageError(f"--archive must end in .tar.gz, got {archive.name}")
-    if (dest.exists() or dest.is_symlink()) and not force:
-        raise UsageError(f"{dest} already exists", hint="pass --force to replace it")
-    target = lock.target(platform)
-    wheels = wheels_for(store, lock, target, fetch_hint)
-    base = resolve_base_python(target, base_python)
-    layout = Layout.for_target(target)
-
     dest.parent.mkdir(parents=True, exist_ok=True)
-    stage_parent = dest.parent if output is not None else store.tmpdir()
-    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=stage_parent))
+    # Staging goes beside the output (so the final rename is atomic), never into the cache:
+    # the cache may be read-only, shared by a fleet.
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    os.chmod(staging, 0o777 & ~UMASK)  # the environment is for everyone the umask allows
+    scratch = staging.with_name(staging.name + "-unpack")
     pool = ThreadPoolExecutor(max_workers=WORKERS)
     try:
-        on_phase("unpacking")
-        trees = list(
-            pool.map(lambda w: unpacked(store, w[1], w[2], w[0].name, w[0].version), wheels)
-        )
-        for (art, _, _), tree in zip(wheels, trees, strict=True):
-            check_metadata(lock, art, tree)
-        on_phase("installing")
-        linker = Linker(link_mode)
+        # The lease keeps a concurrent prune off the artifacts and the trees in use.
+        with lease(store, {h for art, _, key in wheels for h in (art.sha256, key)}):
+            progress.enter("unpacking", len(wheels), "packages")
 
-        def install(item: tuple[tuple[Artifact, Path, str], UnpackedWheel]) -> None:
-            (art, wheel_path, key), tree = item
-            try:
-                install_wheel(tree, staging, layout, linker, art.name)
-            except TamperedTree:
-                # A cached file was edited through a link from some environment: unpack the
-                # verified wheel again and install from the fresh tree.
-                discard(store, key)
-                fresh = unpacked(store, wheel_path, key, art.name, art.version)
-                install_wheel(fresh, staging, layout, linker, art.name)
+            def unpack(w: tuple[Artifact, Path, str]) -> UnpackedWheel:
+                tree = unpacked(store, w[1], w[2], w[0].name, w[0].version, scratch=scratch)
+                progress.advance(1)
+                return tree
 
-        items = list(zip(wheels, trees, strict=True))
-        if _overlapping(trees):
-            # Two wheels ship the same file: install in lock order so the same one wins on
-            # every run (and the archive stays reproducible).
-            for item in items:
-                install(item)
-        else:
-            # Largest first balances the threads.
-            list(pool.map(install, sorted(items, key=lambda i: -len(i[1].records))))
-        _write_interpreter(staging, layout, base)
-        _write_meta(staging, lock, target, base, [w[0] for w in wheels])
-        compiled = False
-        if compile_bytecode:
-            on_phase("compiling")
-            compiled = _compile(staging, layout, target)
-        on_phase("finishing")
-        sha = None
-        if output is not None:
-            _replace_dir(staging, output)
-        else:
-            assert archive is not None
-            tmp_archive = archive.with_name(f".{archive.name}.tmp-{os.getpid()}")
-            try:
-                sha = write_archive(staging, tmp_archive)
-                os.replace(tmp_archive, archive)
-            finally:
-                if tmp_archive.exists():
-                    tmp_archive.unlink()
+            trees = list(pool.map(unpack, wheels))
+            for (art, _, _), tree in zip(wheels, trees, strict=True):
+                check_metadata(lock, art, tree)
+            plans = plan(
+                [(tree, art.name) for (art, _, _), tree in zip(wheels, trees, strict=True)], layout
+            )
+            progress.enter("installing", sum(len(mine) for _, mine in plans), "files")
+            linker = Linker(options.link_mode)
+            root = str(staging)
+
+            def install_one(i: int) -> None:
+                wheel_plan, mine = plans[i]
+                art, wheel_path, key = wheels[i]
+                try:
+                    install(
+                        wheel_plan,
+                        mine,
+                        root,
+                        layout,
+                        linker,
+                        verify_files=options.verify_files,
+                        advance=progress.advance,
+                    )
+                except TamperedTree:
+                    # A cached file was edited through a link from some environment: unpack
+                    # the verified wheel again and install from the fresh tree.
+                    discard(store, key)
+                    fresh = unpacked(store, wheel_path, key, art.name, art.version, scratch=scratch)
+                    fresh_plan = plan_wheel(fresh, layout, art.name)
+                    keep = {p.dest for p in mine}
+                    again = [p for p in fresh_plan.placements if p.dest in keep]
+                    _clear(root, again)
+                    install(fresh_plan, again, root, layout, linker, verify_files=True)
+
+            # Largest first balances the threads; no two plans share a destination.
+            order = sorted(range(len(plans)), key=lambda i: -len(plans[i][1]))
+            list(pool.map(install_one, order))
+            write_interpreter(staging, layout, base)
+            atomic_write_bytes(staging / ENV_META, meta.to_json().encode())
+            compiled = False
+            if options.compile_bytecode:
+                progress.enter("compiling")
+                compiled = _compile(staging, layout, target)
+            sha = None
+            if output is not None:
+                progress.enter("finishing")
+                # Checked again: the directory may have changed while we built.
+                check_directory(output, force=True, replace_own=True, protected=options.protected)
+                _replace_dir(staging, output)
+            else:
+                assert archive is not None
+                tmp_archive = archive.with_name(f".{archive.name}.tmp-{os.getpid()}")
+                try:
+                    sha = write_archive(staging, tmp_archive, progress)
+                    os.replace(tmp_archive, archive)
+                finally:
+                    if tmp_archive.exists():
+                        tmp_archive.unlink()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
     return MaterializeResult(target, output, archive, sha, len(wheels), linker.mode, compiled)
+
+
+def _current(output: Path, meta: EnvMeta) -> bool:
+    """Whether ``output`` is already the environment ``meta`` describes."""
+    try:
+        return read_meta(output) == meta
+    except UsageError:
+        return False
+
+
+def _clear(root: str, placements: Sequence[Placement]) -> None:
+    for p in placements:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(f"{root}/{p.dest}")
 
 
 def check_metadata(lock: LockFile, art: Artifact, tree: UnpackedWheel) -> None:
@@ -198,24 +285,6 @@ def check_metadata(lock: LockFile, art: Artifact, tree: UnpackedWheel) -> None:
         )
 
 
-def _overlapping(trees: Sequence[UnpackedWheel]) -> bool:
-    """Whether two wheels would write the same place (``.data/<key>/x`` counted as ``<key>/x``;
-    purelib and platlib both mean site-packages)."""
-    seen: set[str] = set()
-    for tree in trees:
-        prefix = tree.data_dir + "/"
-        paths = {
-            r.path[len(prefix) :].replace("platlib/", "purelib/", 1)
-            if r.path.startswith(prefix)
-            else "purelib/" + r.path
-            for r in tree.records
-        }
-        if not seen.isdisjoint(paths):
-            return True
-        seen |= paths
-    return False
-
-
 def _replace_dir(staging: Path, output: Path) -> None:
     if not (output.exists() or output.is_symlink()):
         try:
@@ -238,7 +307,7 @@ def _replace_dir(staging: Path, output: Path) -> None:
         old.unlink()
 
 
-def _write_interpreter(root: Path, layout: Layout, base: BasePython) -> None:
+def write_interpreter(root: Path, layout: Layout, base: BasePython) -> None:
     """pyvenv.cfg and the ``python`` links: the only place the base interpreter is named."""
     cfg = (
         f"home = {base.home}\n"
@@ -247,7 +316,7 @@ def _write_interpreter(root: Path, layout: Layout, base: BasePython) -> None:
         f"executable = {base.executable}\n"
         f"envlock = {__version__}\n"
     )
-    (root / "pyvenv.cfg").write_text(cfg)
+    write_new(str(root / "pyvenv.cfg"), cfg.encode(), executable=False)
     scripts = root / layout.scripts
     scripts.mkdir(parents=True, exist_ok=True)
     (root / layout.site_packages).mkdir(parents=True, exist_ok=True)
@@ -258,9 +327,7 @@ def _write_interpreter(root: Path, layout: Layout, base: BasePython) -> None:
         if link.exists() or link.is_symlink():
             link.unlink()
         os.symlink(base.executable, link)
-    activate = scripts / "activate"
-    activate.write_text(_ACTIVATE)
-    os.chmod(activate, 0o644)
+    write_new(str(scripts / "activate"), _ACTIVATE.encode(), executable=False)
 
 
 # A relocatable activate script for bash and zsh: it finds the environment from its own path.
@@ -282,22 +349,6 @@ deactivate () {
 }
 hash -r 2>/dev/null
 """
-
-
-def _write_meta(
-    root: Path, lock: LockFile, target: Target, base: BasePython, artifacts: Sequence[Artifact]
-) -> None:
-    meta = {
-        "envlock": __version__,
-        "lock": lock.path.name,
-        "lock-sha256": lock.sha256,
-        "environment": lock.environment,
-        "platform": target.platform,
-        "python": base.version,
-        "base-python": base.executable,
-        "packages": {a.name: a.version for a in sorted(artifacts, key=lambda a: a.name)},
-    }
-    (root / ENV_META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
 
 def _compile(root: Path, layout: Layout, target: Target) -> bool:

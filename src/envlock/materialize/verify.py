@@ -7,19 +7,18 @@ extra, other version), and files no RECORD accounts for. Pure reading; no networ
 from __future__ import annotations
 
 import csv
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from installer.records import InvalidRecordEntry, RecordEntry, parse_record_file
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from envlock.cache.unpack import record_hash
-from envlock.errors import UsageError
+from envlock.cache.records import record_hash
 from envlock.lock.lockfile import LockFile
-from envlock.materialize.environment import ENV_META
 from envlock.materialize.layout import Layout
+from envlock.materialize.meta import read_meta
 from envlock.platforms import PLATFORMS
 
 _IGNORED_DIRS = {"__pycache__"}
@@ -38,33 +37,23 @@ class Report:
         return not self.problems
 
 
-def read_meta(env_dir: Path) -> dict[str, object]:
-    try:
-        meta: dict[str, object] = json.loads((env_dir / ENV_META).read_text())
-    except FileNotFoundError:
-        raise UsageError(f"{env_dir} is not an envlock environment (no {ENV_META})") from None
-    except ValueError:
-        raise UsageError(f"{env_dir / ENV_META} is not valid JSON") from None
-    return meta
-
-
 def verify(env_dir: Path, lock: LockFile | None) -> Report:
     """Compare ``env_dir`` with ``lock`` (or with the package list it recorded at build time)."""
     meta = read_meta(env_dir)
     report = Report()
-    platform = str(meta.get("platform"))
-    recorded = {str(k): str(v) for k, v in dict(meta.get("packages", {})).items()}  # type: ignore[call-overload]
+    platform = meta.platform
+    recorded = dict(meta.packages)
     if lock is not None:
-        if lock.sha256 != meta.get("lock-sha256"):
+        if lock.sha256 != meta.lock_sha256:
             report.problems.append(
-                f"built from a different lock ({meta.get('lock')} sha256 "
-                f"{str(meta.get('lock-sha256'))[:12]}…), not {lock.path.name}"
+                f"built from a different lock ({meta.lock} sha256 "
+                f"{meta.lock_sha256[:12]}…), not {lock.path.name}"
             )
         target = lock.target(platform)
         expected: dict[str, str] = {a.name: a.version for a in lock.artifacts(target)}
     else:
         expected = recorded
-    python_version = ".".join(str(meta.get("python", "3")).split(".")[:2])
+    python_version = ".".join((meta.python or "3").split(".")[:2])
     layout = Layout(PLATFORMS[platform].windows if platform in PLATFORMS else False, python_version)
     site = env_dir / layout.site_packages
     if not site.is_dir():
@@ -102,27 +91,34 @@ def _same_version(a: str, b: str) -> bool:
 def _check_record(dist_info: Path, site: Path, report: Report, accounted: set[Path]) -> None:
     record = dist_info / "RECORD"
     try:
-        rows = list(csv.reader(record.read_text("utf-8").splitlines()))
+        text = record.read_text("utf-8")
     except FileNotFoundError:
         report.problems.append(f"{dist_info.name} has no RECORD")
         return
-    env_root = site
-    for row in rows:
-        if not row:
-            continue
-        rel = row[0]
-        path = Path(os.path.normpath(env_root / rel))
+    try:
+        entries = [RecordEntry.from_elements(*row) for row in parse_record_file(text.splitlines())]
+    except (InvalidRecordEntry, csv.Error) as exc:
+        report.problems.append(f"{dist_info.name} has a malformed RECORD ({exc})")
+        return
+    if not any(e.hash_ is not None for e in entries):
+        report.problems.append(f"{dist_info.name}: RECORD lists no file with a hash")
+    for entry in entries:
+        path = Path(os.path.normpath(site / entry.path))
         accounted.add(path)
-        if len(row) < 2 or not row[1]:
+        if entry.hash_ is None:
+            if path != record:
+                report.problems.append(f"unhashed file {entry.path} ({dist_info.name})")
             continue
         report.files += 1
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            report.problems.append(f"missing file {rel} ({dist_info.name})")
+            report.problems.append(f"missing file {entry.path} ({dist_info.name})")
             continue
-        if record_hash(data) != row[1]:
-            report.problems.append(f"modified file {rel} ({dist_info.name})")
+        if record_hash(data) != str(entry.hash_) or (
+            entry.size is not None and entry.size != len(data)
+        ):
+            report.problems.append(f"modified file {entry.path} ({dist_info.name})")
 
 
 def _walk(site: Path) -> list[Path]:
