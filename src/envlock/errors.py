@@ -9,6 +9,7 @@
     ├── StaleLockError           exit 1   a lock is missing, stale, or no longer matches its index
     ├── MissingArtifactsError    exit 1   the cache lacks what an offline build needs
     ├── BuildError               exit 1   a locked sdist could not be built into a wheel
+    ├── CacheBusyError           exit 1   a cache lock stayed taken longer than ENVLOCK_LOCK_TIMEOUT
     ├── NetworkError             exit 3   an index or file host is unreachable or answered an error
     │   ├── IndexPageError       exit 3   an index answered with something that is not a valid page
     │   └── InsecureTransport    exit 3   plain HTTP to a non-loopback host, or an HTTPS downgrade
@@ -63,6 +64,10 @@ class MissingArtifactsError(EnvlockError):
 
 class BuildError(EnvlockError):
     """A locked sdist could not be turned into a wheel for a target."""
+
+
+class CacheBusyError(EnvlockError):
+    """Another process held a cache lock longer than ``ENVLOCK_LOCK_TIMEOUT`` allows."""
 
 
 class NetworkError(EnvlockError):

@@ -39,9 +39,9 @@ def wheel_members(name: str, version: str, files: dict[str, bytes]) -> dict[str,
     """A complete, valid wheel's members (RECORD not included)."""
     dist_info = f"{name}-{version}.dist-info"
     return {
-        **files,
         f"{dist_info}/METADATA": METADATA.format(name=name, version=version).encode(),
         f"{dist_info}/WHEEL": WHEEL,
+        **files,
     }
 
 

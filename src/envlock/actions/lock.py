@@ -16,6 +16,8 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName
 from packaging.version import Version
 
+from envlock.cache.registry import remember_lock
+from envlock.cache.store import ArtifactStore
 from envlock.errors import ResolutionError, UsageError
 from envlock.index.auth import redact
 from envlock.index.client import HttpClient
@@ -115,6 +117,7 @@ def lock_environments(
     # Write only after every environment resolved: a failure leaves all locks as they were.
     for env, document, resolutions, splits, previous in plans:
         changed = write_lock(env.lock_path, document)
+        remember_lock(ArtifactStore(options.cache_dir), env.lock_path)  # for `cache prune`
         versions: dict[str, set[str]] = {}
         for res in resolutions:
             for pkg in res.packages.values():

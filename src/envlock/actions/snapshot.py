@@ -72,13 +72,15 @@ def snapshot(
 ) -> FetchResult:
     """Fetch what is missing (no request at all when nothing is), then build locked sdists."""
     # The network stack and the build frontend load only when a snapshot is taken.
-    from envlock.cache.builds import ensure_built
-    from envlock.cache.fetch import fetch
+    from envlock.cache.builds import built_wheel, ensure_built
+    from envlock.cache.fetch import FetchEvents, fetch
+    from envlock.cache.registry import remember_lock
     from envlock.index.client import HttpClient
 
     artifacts: dict[str, Artifact] = {}
     to_build: list[tuple[Snapshot, Target, Artifact]] = []
     for snap in snapshots:
+        remember_lock(store, snap.lock.path)  # so `cache prune` elsewhere keeps what it needs
         for platform in snap.platforms or tuple(sorted(snap.lock.targets)):
             target = snap.lock.target(platform)
             for art in snap.lock.artifacts(target):
@@ -96,5 +98,7 @@ def snapshot(
     for snap, target, art in to_build:
         sdist = store.get(art.sha256, art.filename, art.size)
         assert sdist is not None  # fetched just above
+        if built_wheel(store, art.sha256, target) is None:
+            (events or FetchEvents()).building(art)
         ensure_built(store, art, sdist, target, [i.url for i in snap.env.indexes])
     return result

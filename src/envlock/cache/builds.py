@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -44,9 +43,9 @@ def ensure_built(
         found = built_wheel(store, art.sha256, target)
         if found is not None:
             return found
-        wheel = _build(store, art, sdist, index_urls)
+        wheel, name = _build(store, art, sdist, index_urls)
         directory.mkdir(parents=True, exist_ok=True)
-        os.replace(wheel, directory / wheel.name)
+        os.replace(wheel, directory / name)
     found = built_wheel(store, art.sha256, target)
     if found is None:
         raise _foreign_native(art, target)
@@ -62,13 +61,16 @@ def _foreign_native(art: Artifact, target: Target) -> BuildError:
     )
 
 
-def _build(store: ArtifactStore, art: Artifact, sdist: Path, index_urls: Sequence[str]) -> Path:
+def _build(
+    store: ArtifactStore, art: Artifact, sdist: Path, index_urls: Sequence[str]
+) -> tuple[Path, str]:
+    """The built wheel (a scratch file of the cache) and its file name."""
     # The build frontend and the network stack are needed only here: keep them off the
     # import path of materialize.
     from envlock.core_metadata import MetadataError
     from envlock.index.sdist import isolated_builder, unpack_sdist
 
-    work = Path(tempfile.mkdtemp(prefix="build-", dir=store.tmpdir()))
+    work = store.scratch_dir("build-" + art.sha256)  # the caller holds that lock
     try:
         source = unpack_sdist(sdist.read_bytes(), art.filename, work / "src")
         with isolated_builder(source, index_urls, art.filename) as builder:
@@ -79,9 +81,9 @@ def _build(store: ArtifactStore, art: Artifact, sdist: Path, index_urls: Sequenc
         name, version, _, _ = parse_wheel_filename(built.name)
         if name != art.name or str(version) != str(art.version):
             raise BuildError(f"{art.filename} built {built.name}, not {art.name} {art.version}")
-        final = store.tmpdir() / built.name
+        final = store.scratch_file("build-" + art.sha256, ".whl")
         os.replace(built, final)
-        return final
+        return final, built.name
     except MetadataError as exc:
         raise BuildError(str(exc)) from None
     finally:

@@ -1,20 +1,24 @@
 """Download a lock's artifacts into the store: concurrently, hash-checked, resumable.
 
 Only URLs that are in the lock are fetched; a cached, intact artifact costs no request at all
-(the HTTP client is not even created when nothing is missing).
+(the HTTP client is not even created when nothing is missing). No download reads more than the
+lock's size, and a failure or Ctrl-C stops every other download within about a second.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
+import socket
+import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 import httpx
 
 from envlock.cache.store import ArtifactStore, CorruptEntry
-from envlock.errors import NetworkError
+from envlock.errors import IntegrityError, NetworkError
 from envlock.index.client import HttpClient, redact, status_error
 from envlock.lock.artifacts import Artifact
 
@@ -27,6 +31,7 @@ class FetchEvents:
     advance: Callable[[int], None] = lambda n: None
     done: Callable[[Artifact], None] = lambda art: None
     corrupt: Callable[[Artifact], None] = lambda art: None
+    building: Callable[[Artifact], None] = lambda art: None  # a locked sdist, into a wheel
 
 
 @dataclass
@@ -74,27 +79,90 @@ def fetch(
         repaired.append(art)
         events.corrupt(art)
 
+    store.clean_leftovers()  # partial downloads of killed runs
     todo = missing(store, artifacts, corrupt)
     result.repaired = repaired
     result.cached = [a for a in artifacts if a not in todo]
     events.start(len(todo), sum(a.size or 0 for a in todo))
     if not todo:
         return result
+    cancel = Cancellation()
     with make_client() as http:
         pool = ThreadPoolExecutor(max_workers, "envlock-fetch")
         try:
-            for art in pool.map(lambda a: _fetch_one(store, http, a, events), todo):
-                result.downloaded.append(art)
+            futures = [pool.submit(_fetch_one, store, http, a, events, cancel) for a in todo]
+            for future in as_completed(futures):
+                future.result()
+        except BaseException:
+            # A failure or Ctrl-C: the other downloads stop (and drop their partial files)
+            # within about a second instead of running to the end.
+            cancel.set()
+            raise
         finally:
-            # On failure or Ctrl-C, queued downloads are dropped, not waited for.
             pool.shutdown(wait=True, cancel_futures=True)
+    result.downloaded = list(todo)
     return result
 
 
+class Cancelled(Exception):
+    """A download stopped because the run is being cancelled."""
+
+
+class Cancellation:
+    """Stops the downloads of a run soon after :meth:`set`: workers look at it for every chunk,
+    and the sockets of bodies being read are shut down, so a stalled read returns at once."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self._lock = threading.Lock()
+        self._sockets: dict[int, socket.socket] = {}
+
+    def set(self) -> None:
+        self.event.set()
+        with self._lock:
+            sockets = list(self._sockets.values())
+        for sock in sockets:
+            _shutdown(sock)
+
+    def check(self) -> None:
+        if self.event.is_set():
+            raise Cancelled()
+
+    @contextlib.contextmanager
+    def reading(self, response: httpx.Response) -> Iterator[None]:
+        """While the body of ``response`` is read, :meth:`set` shuts its socket down."""
+        stream = response.extensions.get("network_stream")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if not isinstance(sock, socket.socket):
+            yield  # not a plain socket (a file: URL): chunks arrive without blocking
+            return
+        with self._lock:
+            self._sockets[id(response)] = sock
+        try:
+            self.check()  # set() may have run just before the socket was listed
+            yield
+        finally:
+            # Unlisted before the response is closed and its connection goes back to the pool.
+            with self._lock:
+                self._sockets.pop(id(response), None)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    # socket.socket's own shutdown: on a TLS socket, SSLSocket.shutdown would also drop its
+    # SSL object under the reading thread. Wakes a recv() blocked in another thread.
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
 def _fetch_one(
-    store: ArtifactStore, http: HttpClient, art: Artifact, events: FetchEvents
+    store: ArtifactStore,
+    http: HttpClient,
+    art: Artifact,
+    events: FetchEvents,
+    cancel: Cancellation,
 ) -> Artifact:
-    with store.lock(art.sha256):
+    cancel.check()
+    with store.lock(art.sha256, cancel=cancel.event):
         # Another process may have fetched it while we waited for the lock.
         try:
             if store.get(art.sha256, art.filename, art.size) is not None:
@@ -112,10 +180,9 @@ def _fetch_one(
                 counted += n
                 events.advance(n)
 
+            chunks = _download(http, art, on_bytes, budget, cancel)
             try:
-                store.ingest(
-                    art.sha256, art.filename, _download(http, art, on_bytes, budget), art.size
-                )
+                store.ingest(art.sha256, art.filename, chunks, art.size)
                 break
             except _Restart:
                 events.advance(-counted)
@@ -147,12 +214,20 @@ class _Interruptions:
 
 
 def _download(
-    http: HttpClient, art: Artifact, on_bytes: Callable[[int], None], budget: _Interruptions
+    http: HttpClient,
+    art: Artifact,
+    on_bytes: Callable[[int], None],
+    budget: _Interruptions,
+    cancel: Cancellation,
 ) -> Iterator[bytes]:
-    """The file's bytes; a broken connection resumes with a Range request where possible."""
+    """The file's bytes; a broken connection resumes with a Range request where possible.
+
+    Never more than the lock's size: a longer body (a server that ignores Range or lies in its
+    Content-Length) fails at the first byte too many."""
     got = 0
     deadline = http.settings.deadline_for(art.size)
     while True:
+        cancel.check()
         # identity: byte offsets of a resumed download must be offsets into the file itself.
         headers = {"Accept-Encoding": "identity"}
         if got:
@@ -164,13 +239,38 @@ def _download(
                     raise _Restart()
                 if not got and response.status_code != 200:
                     raise status_error(response, f"cannot download {art.filename}")
-                for chunk in http.iter_body(response):
-                    got += len(chunk)
-                    on_bytes(len(chunk))
-                    yield chunk
+                _check_announced_size(response, art, got)
+                with cancel.reading(response):
+                    for chunk in http.iter_body(response):
+                        cancel.check()
+                        got += len(chunk)
+                        if art.size is not None and got > art.size:
+                            raise _oversize(art)
+                        on_bytes(len(chunk))
+                        yield chunk
                 return
         except (httpx.TransportError, httpx.StreamError) as exc:
+            cancel.check()  # a read broken by cancellation is no reason to retry
             budget.spend(exc)
+
+
+_TAMPER_HINT = "the index serves a different file than was locked; re-lock or check for tampering"
+
+
+def _oversize(art: Artifact) -> IntegrityError:
+    return IntegrityError(
+        f"{art.filename}: got more than the {art.size} bytes the lock records", hint=_TAMPER_HINT
+    )
+
+
+def _check_announced_size(response: httpx.Response, art: Artifact, offset: int) -> None:
+    length = response.headers.get("content-length", "").strip()
+    if art.size is not None and length.isdigit() and offset + int(length) > art.size:
+        raise IntegrityError(
+            f"{art.filename}: the server announces {offset + int(length)} bytes, more than the "
+            f"{art.size} bytes the lock records",
+            hint=_TAMPER_HINT,
+        )
 
 
 def _starts_at(response: httpx.Response, offset: int) -> bool:

@@ -1,14 +1,18 @@
-"""Cache upkeep: sizes, full re-verification, pruning to what some locks need."""
+"""Cache upkeep: sizes, full re-verification, pruning to what the locks using it need."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
-import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from envlock.cache import registry
+from envlock.cache.registry import RegisteredLock
 from envlock.cache.store import ArtifactStore, file_sha256
+from envlock.errors import EnvlockError, UsageError
 
 
 @dataclass(frozen=True)
@@ -48,42 +52,198 @@ def info(store: ArtifactStore) -> CacheInfo:
 
 
 def verify(store: ArtifactStore) -> tuple[list[Path], int]:
-    """Re-hash every artifact; corrupt ones are removed. Returns (bad paths, checked)."""
-    bad = []
+    """Re-hash every artifact and every file of every unpacked tree; a corrupt artifact is
+    removed (with its trees), a corrupt tree is dropped (it is unpacked again from its verified
+    wheel when next needed). Returns (bad paths, artifacts and trees checked)."""
+    from envlock.cache.unpack import cached_trees, verify_tree
+
+    bad: list[Path] = []
     checked = 0
     for entry in store.entries():
         checked += 1
         if file_sha256(entry.path) != entry.sha256:
             bad.append(entry.path)
             store.remove(entry.sha256)
+    for tree in cached_trees(store):
+        checked += 1
+        damaged = verify_tree(tree)
+        if damaged:
+            bad.extend(tree.root / rel for rel in damaged)
+            shutil.rmtree(tree.root, ignore_errors=True)
     return bad, checked
 
 
-def prune(store: ArtifactStore, keep: set[str]) -> tuple[int, int]:
-    """Remove artifacts whose sha256 is not in ``keep``; returns (removed, bytes freed)."""
-    removed = freed = 0
-    for entry in list(store.entries()):
-        if entry.sha256 in keep:
-            continue
-        freed += entry.size
-        store.remove(entry.sha256)
-        removed += 1
-    _clean_tmp(store.root / "tmp")
-    return removed, freed
+@dataclass(frozen=True)
+class KeepSet:
+    """What a prune must keep, and why."""
+
+    sha256s: frozenset[str]
+    locks: tuple[Path, ...]  # every lock whose artifacts are kept
+    gone: tuple[RegisteredLock, ...]  # registered locks that no longer exist (to forget)
+    forgotten: tuple[RegisteredLock, ...]  # registered locks dropped by request (--forget-lock)
+    leases: int  # running builds whose artifacts are kept
 
 
-def _clean_tmp(tmp: Path, max_age: float = 3600.0) -> None:
-    """Leftovers of killed processes; recent entries may belong to a running fetch."""
-    if not tmp.is_dir():
+@dataclass(frozen=True)
+class Doomed:
+    """One thing a prune removes: an artifact (with its unpacked and built forms), or a tree
+    unpacked or built from an artifact that is no longer in the cache."""
+
+    name: str  # the artifact's file name, or the orphan tree's path in the cache
+    size: int
+    paths: tuple[Path, ...]
+    is_artifact: bool
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    removed: tuple[Doomed, ...]  # what went (or, in a dry run, would go)
+    kept: KeepSet
+    dry_run: bool
+
+    @property
+    def artifacts(self) -> int:
+        return sum(1 for d in self.removed if d.is_artifact)
+
+    @property
+    def orphans(self) -> int:
+        return sum(1 for d in self.removed if not d.is_artifact)
+
+    @property
+    def freed(self) -> int:
+        return sum(d.size for d in self.removed)
+
+
+def _exists(path: Path) -> bool:
+    try:
+        path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:
+        return True  # there but unreadable: loading it reports why, nothing is dropped on a guess
+    return True
+
+
+def _needs(path: Path, registered: bool) -> set[str]:
+    from envlock.lock import lockfile
+
+    try:
+        return {a.sha256 for a in lockfile.load(path).all_artifacts()}
+    except EnvlockError as exc:
+        if not registered:
+            raise
+        raise UsageError(
+            f"refusing to prune: {exc.message} (a lock registered as using this cache)",
+            hint=f"fix or delete {path}, or pass --forget-lock {path} to prune without it",
+        ) from None
+
+
+def keep_set(
+    store: ArtifactStore,
+    locks: Sequence[Path],
+    forget: Sequence[Path] = (),
+    *,
+    remove_stale_leases: bool = False,
+) -> KeepSet:
+    """Hashes that ``locks``, every registered lock that still exists and every running build
+    need; ``forget`` excludes locks. Call with the prune lock held."""
+    dropped = {p.expanduser().resolve() for p in forget}
+    registered = registry.registered_locks(store)
+    forgotten = tuple(r for r in registered if r.path in dropped)
+    gone = tuple(r for r in registered if r.path not in dropped and not _exists(r.path))
+    wanted: dict[Path, bool] = {}  # lock -> registered (a broken registered lock refuses)
+    for reg in registered:
+        if reg not in forgotten and reg not in gone:
+            wanted[reg.path] = True
+    for path in locks:
+        key = path.expanduser().resolve()
+        if key not in dropped:
+            wanted.setdefault(key, False)
+    if not wanted:
+        raise UsageError("no lock to keep: pass --keep-lock PATH (prune would empty the cache)")
+    keep: set[str] = set()
+    for path, is_registered in wanted.items():
+        keep |= _needs(path, is_registered)
+    leases = registry.read_leases(store, remove_stale=remove_stale_leases)
+    return KeepSet(
+        frozenset(keep | leases.sha256s), tuple(sorted(wanted)), gone, forgotten, leases.live
+    )
+
+
+def _source(key: str) -> str:
+    """The artifact an unpacked tree comes from: a built wheel's tree is keyed by its sdist."""
+    return key.removeprefix("built-")
+
+
+_TREE_KEY = re.compile(r"(?:built-)?[0-9a-f]{64}")  # a wheel's sha256, or built- and an sdist's
+
+
+def _trees(root: Path) -> Iterator[tuple[str, Path]]:
+    """(key, directory) of every tree under ``unpacked/sha256`` or ``built/sha256``."""
+    if not root.is_dir():
         return
-    now = time.time()
-    for path in tmp.iterdir():
-        try:
-            if now - path.lstat().st_mtime < max_age:
-                continue
-        except FileNotFoundError:
-            continue
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
+    for prefix in sorted(root.iterdir()):
+        for tree in sorted(prefix.iterdir()) if prefix.is_dir() else ():
+            key = prefix.name + tree.name
+            if _TREE_KEY.fullmatch(key) and tree.is_dir():  # never remove a stray name
+                yield key, tree
+
+
+def doomed(store: ArtifactStore, keep: frozenset[str]) -> list[Doomed]:
+    """What a prune keeping ``keep`` removes, artifacts first, each by name."""
+    present = {e.sha256: e for e in store.entries()}
+    out = [
+        Doomed(
+            e.path.name,
+            e.size,
+            (
+                e.path.parent,
+                store.unpacked_path(sha),
+                store.unpacked_path("built-" + sha),
+                store.built_dir(sha),
+            ),
+            True,
+        )
+        for sha, e in present.items()
+        if sha not in keep
+    ]
+    for root in (store.unpacked, store.built):
+        for key, tree in _trees(root):
+            source = _source(key)
+            if source not in keep and source not in present:
+                name = tree.relative_to(store.root).as_posix()
+                out.append(Doomed(name, _tree_bytes(tree), (tree,), False))
+    return sorted(out, key=lambda d: (not d.is_artifact, d.name))
+
+
+def prune(
+    store: ArtifactStore,
+    locks: Sequence[Path],
+    forget: Sequence[Path] = (),
+    *,
+    dry_run: bool = False,
+) -> PruneResult:
+    """Remove what no lock (given, or registered and still there) and no running build needs.
+
+    Holds the cache's prune lock throughout, so no build's lease appears meanwhile."""
+    try:
+        with store.lock(registry.PRUNE_LOCK):
+            kept = keep_set(store, locks, forget, remove_stale_leases=not dry_run)
+            removed = tuple(doomed(store, kept.sha256s))
+            if not dry_run:
+                for item in removed:
+                    for path in item.paths:
+                        shutil.rmtree(path, ignore_errors=True)
+                for reg in (*kept.gone, *kept.forgotten):
+                    reg.entry.unlink(missing_ok=True)
+                store.clean_leftovers()
+    except TimeoutError:
+        raise EnvlockError(
+            f"the cache {store.root} is busy (another prune holds it)", hint="try again later"
+        ) from None
+    except OSError as exc:
+        raise EnvlockError(
+            f"cannot prune the cache {store.root}: {exc.strerror or exc}"
+            + (f": {exc.filename}" if exc.filename else "")
+        ) from None
+    return PruneResult(removed, kept, dry_run)

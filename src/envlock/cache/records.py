@@ -53,6 +53,4 @@ def parse_record(text: str, label: str, record_path: str) -> dict[str, RecordEnt
             )
         if entry.size < 0:
             raise IntegrityError(f"{label}: RECORD gives {path!r} a negative size")
-    if record_path not in entries:
-        raise IntegrityError(f"{label}: RECORD does not list itself ({record_path})")
     return entries

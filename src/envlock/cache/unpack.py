@@ -17,6 +17,7 @@ there yet is unpacked into a scratch directory the caller owns.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -24,6 +25,7 @@ import os
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from pathlib import Path
@@ -42,8 +44,6 @@ __all__ = ["RecordRow", "UnpackedWheel", "record_hash", "unpacked"]
 RECORD_NAME = "RECORD"
 _FORMAT = ".records-v3"  # bump when the cached tree layout or its index format changes
 _CHUNK = 1 << 20
-# Room kept free beyond what an unpack declares (file system overhead, other writers).
-_HEADROOM = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -88,11 +88,14 @@ def unpacked(
             raise EnvlockError(f"the cache {store.root} is read-only and {wheel.name} is unpacked")
         own = scratch / key
         if not (own / _FORMAT).is_file():
-            _unpack(wheel, own, name, version, scratch)
+            scratch.mkdir(exist_ok=True)
+            _unpack(
+                wheel, own, name, version, Path(tempfile.mkdtemp(prefix="unpack-", dir=scratch))
+            )
         return _load(own)
     with store.lock("unpack-" + key):
         if not (root / _FORMAT).is_file():
-            _unpack(wheel, root, name, version, store.tmpdir())
+            _unpack(wheel, root, name, version, store.scratch_dir("unpack-" + key))
     return _load(root)
 
 
@@ -119,6 +122,15 @@ def discard(store: ArtifactStore, key: str) -> None:
     shutil.rmtree(store.unpacked_path(key), ignore_errors=True)
 
 
+def cached_trees(store: ArtifactStore) -> Iterator[UnpackedWheel]:
+    """Every complete unpacked tree in the cache."""
+    if not store.unpacked.is_dir():
+        return
+    for marker in sorted(store.unpacked.glob(f"*/*/{_FORMAT}")):
+        with contextlib.suppress(OSError, ValueError, IndexError, TypeError):
+            yield _load(marker.parent)
+
+
 def verify_tree(tree: UnpackedWheel) -> list[str]:
     """Re-hash every file of an unpacked tree; the paths that differ from their RECORD."""
     bad = []
@@ -136,13 +148,13 @@ def verify_tree(tree: UnpackedWheel) -> list[str]:
     return bad
 
 
-def _unpack(wheel: Path, root: Path, name: str, version: str, scratch: Path) -> None:
+def _unpack(wheel: Path, root: Path, name: str, version: str, tmp: Path) -> None:
+    """Unpack into the empty scratch directory ``tmp`` and rename it to ``root``."""
     label = wheel.name
-    members = [m for m in check_zip(wheel, label) if not m.is_dir]
-    dist_info = _dist_info(members, label, name, version)
-    record_path = f"{dist_info}/{RECORD_NAME}"
-    tmp = Path(tempfile.mkdtemp(prefix="unpack-", dir=scratch))
     try:
+        members = [m for m in check_zip(wheel, label) if not m.is_dir]
+        dist_info = _dist_info(members, label, name, version)
+        record_path = f"{dist_info}/{RECORD_NAME}"
         with zipfile.ZipFile(wheel) as zf:
             by_name = {m.name: m for m in members}
             if record_path not in by_name:
@@ -179,7 +191,7 @@ def _unpack(wheel: Path, root: Path, name: str, version: str, scratch: Path) -> 
                             f"{entry.size}"
                         )
                     declared += entry.size
-            _check_space(scratch, declared, label)
+            _check_space(tmp, declared, label)
             rows: list[RecordRow] = []
             for m in members:
                 entry = entries.get(m.name)
@@ -269,7 +281,7 @@ def _check_space(where: Path, needed: int, label: str) -> None:
         free = shutil.disk_usage(where).free
     except OSError:
         return
-    if needed + _HEADROOM > free:
+    if needed + needed // 10 > free:  # 10 %: file system overhead
         raise EnvlockError(
             f"{label} unpacks to {needed / 1e6:.1f} MB, but only {free / 1e6:.1f} MB are free "
             f"on {where}",

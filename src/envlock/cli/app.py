@@ -71,6 +71,11 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         app()  # standalone: typer reports usage errors itself (exit 2)
+    except SystemExit as exc:
+        # Typer turns Ctrl-C into a silent exit 130; say what happened.
+        if exc.code == EXIT_INTERRUPTED:
+            stderr.print("interrupted")
+        raise
     except EnvlockError as exc:
         _fail(exc.message, exc.hint, exc.exit_code)
     except KeyboardInterrupt:

@@ -8,8 +8,7 @@ from typing import Annotated
 import typer
 
 from envlock.cli.options import CacheOpt, QuietOpt, SpecOpt, set_verbosity
-from envlock.cli.output import cache_dir, info, stdout
-from envlock.errors import UsageError
+from envlock.cli.output import cache_dir, info, stdout, warn
 from envlock.spec import SPEC_FILENAME
 
 cache_app = typer.Typer(help="Inspect and maintain the local package cache.", no_args_is_help=True)
@@ -38,7 +37,7 @@ def info_(cache: CacheOpt = None) -> None:
 
 @cache_app.command("verify")
 def verify_(cache: CacheOpt = None, quiet: QuietOpt = False) -> None:
-    """Re-hash every artifact; report and drop the bad ones (exit 1 if any)."""
+    """Re-hash every artifact and unpacked file; report and drop the bad ones (exit 1 if any)."""
     from envlock.cache import maintenance
     from envlock.cache.store import ArtifactStore
 
@@ -46,7 +45,7 @@ def verify_(cache: CacheOpt = None, quiet: QuietOpt = False) -> None:
     bad, checked = maintenance.verify(ArtifactStore(cache_dir(cache)))
     for path in bad:
         stdout.print(f"corrupt, removed: {path}", markup=False)
-    info(f"{checked} artifact(s) checked, {len(bad)} corrupt")
+    info(f"{checked} artifact(s) and unpacked tree(s) checked, {len(bad)} corrupt")
     if bad:
         raise typer.Exit(1)
 
@@ -57,29 +56,61 @@ def prune_(
         list[Path],
         typer.Option(
             "--keep-lock",
-            help="Keep what this lock needs (repeatable). Default: every "
-            "pylock*.toml beside the spec.",
+            help="Also keep what this lock needs (repeatable). Default: every "
+            "pylock*.toml beside the spec. Locks that used the cache are always kept.",
         ),
     ] = [],  # noqa: B006
+    forget_lock: Annotated[
+        list[Path],
+        typer.Option(
+            "--forget-lock",
+            help="Drop this lock from the cache's registry and do not keep what it needs "
+            "(repeatable).",
+        ),
+    ] = [],  # noqa: B006
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would be removed; remove nothing.")
+    ] = False,
     spec: SpecOpt = Path(SPEC_FILENAME),
     cache: CacheOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Remove every artifact no given lock needs."""
+    """Remove every artifact that no lock using the cache and no running build needs."""
+    from rich.markup import escape
+
     from envlock.cache import maintenance
     from envlock.cache.store import ArtifactStore
-    from envlock.lock import lockfile
 
     set_verbosity(quiet, False)
     locks = keep_lock or sorted(spec.parent.glob("pylock*.toml"))
-    if not locks:
-        raise UsageError("no lock to keep: pass --keep-lock PATH (prune would empty the cache)")
-    keep = {a.sha256 for path in locks for a in lockfile.load(path).all_artifacts()}
-    removed, freed = maintenance.prune(ArtifactStore(cache_dir(cache)), keep)
-    info(
-        f"removed {removed} artifact(s), freed {freed / 1e6:.1f} MB; kept what "
-        f"{len(locks)} lock(s) need"
-    )
+    result = maintenance.prune(ArtifactStore(cache_dir(cache)), locks, forget_lock, dry_run=dry_run)
+    for item in result.removed if dry_run else ():
+        stdout.print(f"{item.name}  {_size(item.size)}", markup=False, highlight=False)
+    kept = result.kept
+    verb, freed = ("would remove", "would free") if dry_run else ("removed", "freed")
+    summary = f"{verb} {result.artifacts} artifact(s)"
+    if result.orphans:
+        summary += f" and {result.orphans} orphaned tree(s)"
+    summary += f", {freed} {result.freed / 1e6:.1f} MB; kept what {len(kept.locks)} lock(s) need"
+    if kept.leases:
+        summary += f" and {kept.leases} running build(s) use"
+    info(summary)
+    forgets = "would forget" if dry_run else "forgot"
+    for reg in kept.gone:
+        info(f"{forgets} {escape(str(reg.path))}: it no longer exists")
+    for reg in kept.forgotten:
+        info(f"{forgets} {escape(str(reg.path))} (--forget-lock)")
+    registered = {reg.path for reg in kept.forgotten}
+    for path in forget_lock:
+        if path.expanduser().resolve() not in registered:
+            warn(f"--forget-lock {escape(str(path))}: not a registered lock of this cache")
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
 
 
 def register(app: typer.Typer) -> None:

@@ -136,6 +136,7 @@ def _fetch_progress() -> Iterator[FetchEvents]:
             corrupt=lambda a: info(
                 f"corrupt cache entry of {a.filename} removed; fetching it again"
             ),
+            building=lambda a: info(f"building {a.filename} into a wheel"),
         )
         return
     progress = Progress(
@@ -172,6 +173,7 @@ def _fetch_progress() -> Iterator[FetchEvents]:
             corrupt=lambda a: progress.console.print(
                 f"corrupt cache entry of {a.filename} removed; fetching it again"
             ),
+            building=lambda a: progress.console.print(f"building {a.filename} into a wheel"),
         )
 
 

@@ -2,12 +2,15 @@
 
 Writes are atomic and validated against PEP 751 before anything reaches the disk; reading
 parses once into :class:`LockFile` (the ``packaging.pylock`` model plus envlock's own tables),
-which every command uses.
+which every command uses. A lock is untrusted input: constructing a :class:`LockFile` checks
+every value envlock will use, and any document of the wrong shape is a one-line UsageError
+naming the key (``pylock.toml: packages[3].wheels[1].hashes.sha256: …``), never a traceback.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -15,15 +18,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import tomli_w
-from packaging.markers import InvalidMarker, Marker
-from packaging.pylock import Pylock, PylockValidationError
+from packaging.markers import InvalidMarker, Marker, UndefinedComparison, UndefinedEnvironmentName
+from packaging.pylock import Pylock, PylockUnsupportedVersionError, PylockValidationError
 from packaging.utils import NormalizedName
 from packaging.version import InvalidVersion, Version
 
 from envlock._fs import atomic_write_bytes
 from envlock._toml import tomllib
-from envlock.errors import UsageError
-from envlock.lock.model import EnvlockTable, PackageRecord
+from envlock.errors import SpecError, UsageError
+from envlock.lock.artifacts import check_package
+from envlock.lock.model import (
+    LOCK_HINT,
+    EnvlockTable,
+    PackageRecord,
+    is_python_version,
+    lock_error,
+)
 from envlock.platforms import Target
 from envlock.spec_values import platform_options_from
 
@@ -56,10 +66,16 @@ def write_lock(path: Path, document: Mapping[str, Any]) -> bool:
 
 
 def _invalid(path: Path, exc: BaseException) -> UsageError:
-    return UsageError(
-        f"{path}: not a valid PEP 751 lock: {str(exc).splitlines()[0] if str(exc) else exc}",
-        hint="delete it and run `envlock lock` again",
-    )
+    """A lock that is not TOML, or not PEP 751: one line, located where packaging says."""
+    if isinstance(exc, PylockUnsupportedVersionError):
+        return lock_error(path, "lock-version", f"{exc.message} (envlock reads PEP 751 1.x)")
+    if isinstance(exc, PylockValidationError):
+        # packaging's own str() is "<message> in '<context>'"; ours leads with the location.
+        return lock_error(
+            path, exc.context or "", exc.message.splitlines()[0] if exc.message else "invalid"
+        )
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return UsageError(f"{path}: not a valid PEP 751 lock: {text}", hint=LOCK_HINT)
 
 
 @dataclass(frozen=True)
@@ -75,18 +91,52 @@ class LockFile:
         default_factory=dict, compare=False, repr=False
     )
 
+    def __post_init__(self) -> None:
+        # Every value envlock uses is checked here, once, so each command gets a lock it can
+        # trust: a sha256 becomes a cache path, a filename a file name, a URL a download.
+        for i, pkg in enumerate(self.pylock.packages):
+            check_package(self.path, f"packages[{i}]", pkg)
+            key = (str(pkg.name), str(pkg.version))
+            record = PackageRecord.from_package(pkg.tool, self.path, f"packages[{i}]")
+            self._records.setdefault(key, record)
+        for target in self.targets.values():  # built (and so checked) now, not on first use
+            self._check_markers(target)
+
+    def _check_markers(self, target: Target) -> None:
+        # packaging raises (not False) on a marker naming a variable its context lacks or
+        # comparing a set-valued one with ==: evaluate each the way selection will, once.
+        env: dict[str, Any] = {**target.environment}
+        for i, marker in enumerate(self.pylock.environments or ()):
+            try:
+                marker.evaluate(env, context="requirement")
+            except (UndefinedComparison, UndefinedEnvironmentName) as exc:
+                raise lock_error(self.path, f"environments[{i}]", _unusable(marker, exc)) from None
+        for i, pkg in enumerate(self.pylock.packages):
+            try:
+                marker_matches(pkg.marker, target)
+            except UsageError as exc:
+                raise lock_error(self.path, f"packages[{i}].marker", exc.message) from None
+
     @property
     def environment(self) -> str:
         return self.envlock.environment
 
     @cached_property
     def targets(self) -> Mapping[str, Target]:
-        options = platform_options_from(self.envlock.platform_tags, self.path)
+        try:
+            options = platform_options_from(self.envlock.platform_tags, self.path)
+        except SpecError as exc:
+            # The spec's reader says "<path>: key '<key>': <reason>"; say it the lock's way.
+            said = re.fullmatch(r".*?: key '([^']*)': (.*)", exc.message, re.DOTALL)
+            key, reason = said.groups() if said else ("platform-tags", exc.message)
+            raise lock_error(self.path, f"tool.envlock.{key}", reason) from None
         rp = str(self.pylock.requires_python or "")
         out = {}
         for t in self.envlock.targets:
             # "3.11.0" came from a spec's "3.11" when the lock's requires-python is "==3.11.*".
             python = rp[2:-2] if rp.startswith("==") and rp.endswith(".*") else t.python
+            if not is_python_version(python):
+                raise lock_error(self.path, "requires-python", f"not one Python version: {rp!r}")
             out[t.platform] = Target(t.platform, python, options)
         return out
 
@@ -116,14 +166,7 @@ class LockFile:
 
     def requires_dist(self, name: str, version: str, filename: str) -> tuple[str, ...] | None:
         """The dependencies ``filename``'s metadata declared at lock time (None: not recorded)."""
-        key = (name, version)
-        if key not in self._records:
-            self._records[key] = None
-            for pkg in self.pylock.packages:
-                if pkg.name == name and str(pkg.version) == version:
-                    self._records[key] = PackageRecord.from_package(pkg.tool)
-                    break
-        record = self._records[key]
+        record = self._records.get((name, version))
         return record.requires_of(filename) if record is not None else None
 
     def locked_versions(self, target: Target) -> dict[NormalizedName, Version]:
@@ -144,7 +187,8 @@ class LockFile:
 
 
 def parse(path: Path, raw: bytes) -> LockFile:
-    """A lock's bytes -> :class:`LockFile` (``path`` is for messages)."""
+    """A lock's bytes -> a checked :class:`LockFile` (``path`` is for messages); anything
+    malformed or unsafe is a one-line UsageError."""
     try:
         data = tomllib.loads(raw.decode("utf-8"))
         pylock = Pylock.from_dict(data)
@@ -185,4 +229,12 @@ def marker_matches(marker: Marker | None, target: Target) -> bool:
         "extras": frozenset(),
         "dependency_groups": frozenset(),
     }
-    return bool(marker.evaluate(env, context="lock_file"))
+    try:
+        return bool(marker.evaluate(env, context="lock_file"))
+    except (UndefinedComparison, UndefinedEnvironmentName) as exc:
+        raise UsageError(_unusable(marker, exc), hint=LOCK_HINT) from None
+
+
+def _unusable(marker: Marker, exc: Exception) -> str:
+    why = f"unknown name {exc}" if isinstance(exc, KeyError) else str(exc)
+    return f"marker {str(marker)!r} cannot be evaluated: {why}"

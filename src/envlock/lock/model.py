@@ -4,23 +4,44 @@ the edge, parsed back with errors that name the key.
 * ``[tool.envlock]`` (:class:`EnvlockTable`): what the lock was made from, for ``lock --check``.
 * ``[packages.tool.envlock]`` (:class:`PackageRecord`): the dependencies each file's metadata
   declared when the lock was resolved, so an install can check the wheel says the same.
+
+A lock is input that may have been edited by hand or by someone hostile: :func:`lock_error` is
+the one shape of every complaint about a value read from it.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from envlock.errors import UsageError
+from envlock.platforms import PLATFORMS
+
+LOCK_HINT = "the lock was edited or corrupted: run `envlock lock` to rewrite it"
+
+# The spec's own rules: a Python version ("3.11" or "3.11.7"), from which Target derives tags,
+# and an environment name (recorded in every environment built from the lock).
+_PYTHON = re.compile(r"3\.\d+(\.\d+)?")
+_ENV_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def lock_error(path: Path, location: str, reason: str) -> UsageError:
+    """``<lock>: <location>: <reason>`` (exit 2), with the hint to rewrite the lock."""
+    return UsageError(
+        f"{path}: {location}: {reason}" if location else f"{path}: {reason}", hint=LOCK_HINT
+    )
+
+
+def is_python_version(value: str) -> bool:
+    """Whether ``value`` is a CPython version a target can be built from ("3.11", "3.11.7")."""
+    return _PYTHON.fullmatch(value) is not None
 
 
 def _bad(where: Path, key: str, what: str) -> UsageError:
-    return UsageError(
-        f"{where}: [tool.envlock] {key}: {what}",
-        hint="delete the lock and run `envlock lock` again",
-    )
+    return lock_error(where, f"tool.envlock.{key}" if key else "tool.envlock", what)
 
 
 @dataclass(frozen=True)
@@ -64,43 +85,28 @@ class EnvlockTable:
 
     @classmethod
     def from_lock(cls, data: Mapping[str, Any], where: Path) -> EnvlockTable:
-        tool = data.get("tool", {})
+        """``[tool.envlock]`` of a parsed lock; any value of the wrong shape is a UsageError."""
+        tool = data.get("tool")
         table = tool.get("envlock") if isinstance(tool, Mapping) else None
+        if table is None:
+            raise _bad(where, "", "missing: not a lock envlock wrote")
         if not isinstance(table, Mapping):
-            raise _bad(where, "(table)", "missing: not a lock envlock wrote")
+            raise _bad(where, "", f"must be a table, not {type(table).__name__}")
         targets = table.get("targets", [])
         if not isinstance(targets, list):
             raise _bad(where, "targets", "must be an array of tables")
-        parsed = []
-        for i, t in enumerate(targets):
-            if not isinstance(t, Mapping):
-                raise _bad(where, f"targets[{i}]", "must be a table")
-            values = {}
-            for key in ("platform", "python", "marker", "tag-floor", "best-tag"):
-                value = t.get(key, "")
-                if not isinstance(value, str):
-                    raise _bad(where, f"targets[{i}].{key}", "must be a string")
-                values[key] = value
-            if not values["platform"] or not values["python"]:
-                raise _bad(where, f"targets[{i}]", "needs platform and python")
-            parsed.append(
-                LockedTarget(
-                    values["platform"],
-                    values["python"],
-                    values["marker"],
-                    values["tag-floor"],
-                    values["best-tag"],
-                )
-            )
+        parsed = [_target(where, i, t) for i, t in enumerate(targets)]
+        platforms = [t.platform for t in parsed]
+        if len(set(platforms)) != len(platforms):
+            raise _bad(where, "targets", "a platform is listed twice")
         tags = table.get("platform-tags", {})
         if not isinstance(tags, Mapping):
             raise _bad(where, "platform-tags", "must be a table")
-        strings = {}
-        for key in ("version", "environment", "spec-hash"):
-            value = table.get(key, "")
-            if not isinstance(value, str):
-                raise _bad(where, key, "must be a string")
-            strings[key] = value
+        strings = {
+            key: _string(where, table, key) for key in ("version", "environment", "spec-hash")
+        }
+        if strings["environment"] and not _ENV_NAME.fullmatch(strings["environment"]):
+            raise _bad(where, "environment", f"not an environment name: {strings['environment']!r}")
         return cls(
             strings["version"],
             strings["environment"] or "default",
@@ -108,6 +114,36 @@ class EnvlockTable:
             dict(tags),
             tuple(parsed),
         )
+
+
+def _string(where: Path, table: Mapping[str, Any], key: str, location: str = "") -> str:
+    value = table.get(key, "")
+    if not isinstance(value, str):
+        raise _bad(where, location + key, f"must be a string, not {type(value).__name__}")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise _bad(where, location + key, f"control character in {value!r}")
+    return value
+
+
+def _target(where: Path, i: int, table: Any) -> LockedTarget:
+    location = f"targets[{i}]"
+    if not isinstance(table, Mapping):
+        raise _bad(where, location, "must be a table")
+    values = {
+        key: _string(where, table, key, location + ".")
+        for key in ("platform", "python", "marker", "tag-floor", "best-tag")
+    }
+    if values["platform"] not in PLATFORMS:
+        raise _bad(where, location + ".platform", f"unknown platform {values['platform']!r}")
+    if not is_python_version(values["python"]):
+        raise _bad(where, location + ".python", f"not a Python version: {values['python']!r}")
+    return LockedTarget(
+        values["platform"],
+        values["python"],
+        values["marker"],
+        values["tag-floor"],
+        values["best-tag"],
+    )
 
 
 @dataclass(frozen=True)
@@ -145,22 +181,29 @@ class PackageRecord:
         )
 
     @classmethod
-    def from_package(cls, tool: Mapping[str, Any] | None) -> PackageRecord | None:
-        """The record of a ``[[packages]]`` entry, None when absent or not well-formed."""
+    def from_package(
+        cls, tool: Mapping[str, Any] | None, where: Path, location: str
+    ) -> PackageRecord | None:
+        """The record of a ``[[packages]]`` entry (``location`` names it in errors): None when
+        the entry has none (a lock from before envlock recorded dependencies), a UsageError when
+        it is not well-formed."""
         table = tool.get("envlock") if isinstance(tool, Mapping) else None
-        groups = table.get("metadata") if isinstance(table, Mapping) else None
-        if not isinstance(groups, list):
+        if table is None:
             return None
+        location += ".tool.envlock"
+        if not isinstance(table, Mapping):
+            raise lock_error(where, location, "must be a table")
+        groups = table.get("metadata")
+        if not isinstance(groups, list):
+            raise lock_error(where, location + ".metadata", "must be an array of tables")
         out = []
-        for g in groups:
+        for i, g in enumerate(groups):
+            here = f"{location}.metadata[{i}]"
             if not isinstance(g, Mapping):
-                return None
-            files, requires = g.get("files"), g.get("requires-dist")
-            if not (isinstance(files, list) and isinstance(requires, list)):
-                return None
-            if not all(isinstance(x, str) for x in [*files, *requires]):
-                return None
-            out.append(MetadataGroup(tuple(files), tuple(requires)))
+                raise lock_error(where, here, "must be a table")
+            files = _strings(where, g.get("files"), here + ".files")
+            requires = _strings(where, g.get("requires-dist"), here + ".requires-dist")
+            out.append(MetadataGroup(files, requires))
         return cls(tuple(out))
 
     def requires_of(self, filename: str) -> tuple[str, ...] | None:
@@ -168,3 +211,14 @@ class PackageRecord:
             if filename in group.files:
                 return group.requires_dist
         return None
+
+
+def _strings(where: Path, value: Any, location: str) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise lock_error(where, location, "must be an array of strings")
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            raise lock_error(
+                where, f"{location}[{i}]", f"must be a string, not {type(item).__name__}"
+            )
+    return tuple(value)

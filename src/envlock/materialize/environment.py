@@ -8,11 +8,12 @@ build leaves nothing at the output path.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -100,9 +101,7 @@ def wheels_for(
             if wheel is None:
                 missing.append(f"{art.filename} (to be built into a wheel)")
             else:
-                # Its unpacked tree is keyed by the sdist and the wheel built from it.
-                key = hashlib.sha256(f"built:{art.sha256}:{wheel.name}".encode()).hexdigest()
-                out.append((art, wheel, key))
+                out.append((art, wheel, "built-" + art.sha256))
     if missing:
         shown = ", ".join(missing[:5]) + (
             f" and {len(missing) - 5} more" if len(missing) > 5 else ""
@@ -122,7 +121,7 @@ def materialize(
     progress: BuildProgress | None = None,
 ) -> MaterializeResult:
     """Build the environment of ``platform`` from ``lock`` using only the cache."""
-    from envlock.cache.registry import lease, remember_lock
+    from envlock.cache.registry import lease
 
     progress = progress or BuildProgress()
     output, archive = options.output, options.archive
@@ -141,6 +140,24 @@ def materialize(
             protected=options.protected,
         )
     target = lock.target(platform)
+    # The lease keeps a concurrent prune off everything this build uses, from the moment it
+    # looks for it in the cache until the environment is in place.
+    keys = {h for a in lock.artifacts(target) for h in (a.sha256, "built-" + a.sha256)}
+    with lease(store, keys):
+        return _build(lock, target, store, options, progress)
+
+
+def _build(
+    lock: LockFile,
+    target: Target,
+    store: ArtifactStore,
+    options: MaterializeOptions,
+    progress: BuildProgress,
+) -> MaterializeResult:
+    from envlock.cache.registry import remember_lock
+
+    output, archive = options.output, options.archive
+    remember_lock(store, lock.path)  # so that `cache prune` keeps what this lock needs
     wheels = wheels_for(store, lock, target, options.fetch_hint)
     base = resolve_base_python(target, options.base_python)
     layout = Layout.for_target(target)
@@ -158,89 +175,127 @@ def materialize(
     if output is not None and not options.force and _current(output, meta):
         return MaterializeResult(target, output, None, None, len(wheels), "", meta.compiled, True)
 
-    remember_lock(store, lock.path)
     dest = output if output is not None else archive
     assert dest is not None
     dest.parent.mkdir(parents=True, exist_ok=True)
     # Staging goes beside the output (so the final rename is atomic), never into the cache:
     # the cache may be read-only, shared by a fleet.
-    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    _remove_leftovers(dest)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-{os.getpid()}-", dir=dest.parent))
     os.chmod(staging, 0o777 & ~UMASK)  # the environment is for everyone the umask allows
     scratch = staging.with_name(staging.name + "-unpack")
     pool = ThreadPoolExecutor(max_workers=WORKERS)
     try:
-        # The lease keeps a concurrent prune off the artifacts and the trees in use.
-        with lease(store, {h for art, _, key in wheels for h in (art.sha256, key)}):
-            progress.enter("unpacking", len(wheels), "packages")
+        progress.enter("unpacking", len(wheels), "packages")
 
-            def unpack(w: tuple[Artifact, Path, str]) -> UnpackedWheel:
-                tree = unpacked(store, w[1], w[2], w[0].name, w[0].version, scratch=scratch)
-                progress.advance(1)
-                return tree
+        def unpack(w: tuple[Artifact, Path, str]) -> UnpackedWheel:
+            tree = unpacked(store, w[1], w[2], w[0].name, w[0].version, scratch=scratch)
+            progress.advance(1)
+            return tree
 
-            trees = list(pool.map(unpack, wheels))
-            for (art, _, _), tree in zip(wheels, trees, strict=True):
-                check_metadata(lock, art, tree)
-            plans = plan(
-                [(tree, art.name) for (art, _, _), tree in zip(wheels, trees, strict=True)], layout
-            )
-            progress.enter("installing", sum(len(mine) for _, mine in plans), "files")
-            linker = Linker(options.link_mode)
-            root = str(staging)
+        trees = list(pool.map(unpack, wheels))
+        for (art, _, _), tree in zip(wheels, trees, strict=True):
+            check_metadata(lock, art, tree)
+        plans = plan(
+            [(tree, art.name) for (art, _, _), tree in zip(wheels, trees, strict=True)], layout
+        )
+        progress.enter("installing", sum(len(mine) for _, mine in plans), "files")
+        linker = Linker(options.link_mode)
+        root = str(staging)
 
-            def install_one(i: int) -> None:
-                wheel_plan, mine = plans[i]
-                art, wheel_path, key = wheels[i]
-                try:
-                    install(
-                        wheel_plan,
-                        mine,
-                        root,
-                        layout,
-                        linker,
-                        verify_files=options.verify_files,
-                        advance=progress.advance,
-                    )
-                except TamperedTree:
-                    # A cached file was edited through a link from some environment: unpack
-                    # the verified wheel again and install from the fresh tree.
-                    discard(store, key)
-                    fresh = unpacked(store, wheel_path, key, art.name, art.version, scratch=scratch)
-                    fresh_plan = plan_wheel(fresh, layout, art.name)
-                    keep = {p.dest for p in mine}
-                    again = [p for p in fresh_plan.placements if p.dest in keep]
-                    _clear(root, again)
-                    install(fresh_plan, again, root, layout, linker, verify_files=True)
+        def install_one(i: int) -> None:
+            wheel_plan, mine = plans[i]
+            art, wheel_path, key = wheels[i]
+            try:
+                install(
+                    wheel_plan,
+                    mine,
+                    root,
+                    layout,
+                    linker,
+                    verify_files=options.verify_files,
+                    advance=progress.advance,
+                )
+            except TamperedTree:
+                # A cached file was edited through a link from some environment: unpack
+                # the verified wheel again and install from the fresh tree.
+                discard(store, key)
+                fresh = unpacked(store, wheel_path, key, art.name, art.version, scratch=scratch)
+                fresh_plan = plan_wheel(fresh, layout, art.name)
+                keep = {p.dest for p in mine}
+                again = [p for p in fresh_plan.placements if p.dest in keep]
+                _clear(root, again)
+                install(fresh_plan, again, root, layout, linker, verify_files=True)
 
-            # Largest first balances the threads; no two plans share a destination.
-            order = sorted(range(len(plans)), key=lambda i: -len(plans[i][1]))
-            list(pool.map(install_one, order))
-            write_interpreter(staging, layout, base)
-            atomic_write_bytes(staging / ENV_META, meta.to_json().encode())
-            compiled = False
-            if options.compile_bytecode:
-                progress.enter("compiling")
-                compiled = _compile(staging, layout, target)
-            sha = None
-            if output is not None:
-                progress.enter("finishing")
-                # Checked again: the directory may have changed while we built.
-                check_directory(output, force=True, replace_own=True, protected=options.protected)
-                _replace_dir(staging, output)
-            else:
-                assert archive is not None
-                tmp_archive = archive.with_name(f".{archive.name}.tmp-{os.getpid()}")
-                try:
-                    sha = write_archive(staging, tmp_archive, progress)
-                    os.replace(tmp_archive, archive)
-                finally:
-                    if tmp_archive.exists():
-                        tmp_archive.unlink()
+        # Largest first balances the threads; no two plans share a destination.
+        order = sorted(range(len(plans)), key=lambda i: -len(plans[i][1]))
+        list(pool.map(install_one, order))
+        write_interpreter(staging, layout, base)
+        atomic_write_bytes(staging / ENV_META, meta.to_json().encode())
+        compiled = False
+        if options.compile_bytecode:
+            progress.enter("compiling")
+            compiled = _compile(staging, layout, target)
+        sha = None
+        if output is not None:
+            progress.enter("finishing")
+            # Checked again: the directory may have changed while we built.
+            check_directory(output, force=True, replace_own=True, protected=options.protected)
+            _replace_dir(staging, output)
+        else:
+            assert archive is not None
+            tmp_archive = archive.with_name(f".{archive.name}.tmp-{os.getpid()}-archive")
+            try:
+                sha = write_archive(staging, tmp_archive, progress)
+                os.replace(tmp_archive, archive)
+            finally:
+                if tmp_archive.exists():
+                    tmp_archive.unlink()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(staging, ignore_errors=True)
         shutil.rmtree(scratch, ignore_errors=True)
     return MaterializeResult(target, output, archive, sha, len(wheels), linker.mode, compiled)
+
+
+_LEFTOVER = re.compile(r"\.(?:tmp|old)-(\d+)(?:-|$)")
+
+
+def _remove_leftovers(dest: Path, grace: float = 3600.0) -> None:
+    """Staging and backup trees of ``dest`` (``.NAME.tmp-PID-…``, ``.NAME.old-PID``) left by a
+    killed build: removed when their process is gone, or after ``grace`` seconds."""
+    prefix = f".{dest.name}."
+    try:
+        names = [n for n in os.listdir(dest.parent) if n.startswith(prefix)]
+    except OSError:
+        return
+    now = time.time()
+    for name in names:
+        match = _LEFTOVER.match(name[len(prefix) - 1 :])
+        if match is None:
+            continue
+        path = dest.parent / name
+        try:
+            old = now - path.lstat().st_mtime > grace
+        except OSError:
+            continue
+        if old or not _alive(int(match.group(1))):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
 
 
 def _current(output: Path, meta: EnvMeta) -> bool:
