@@ -159,3 +159,22 @@ def test_verify_of_something_that_is_not_an_environment(project, tmp_path):
     assert r.code == 2
     assert "not an envlock environment" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_an_emptied_record_does_not_pass(built, project):
+    (built / SITE / "alpha-1.0.dist-info" / "RECORD").write_text("")
+    r = verify(project, built)
+    assert r.code == 1
+    lines = r.stdout.splitlines()
+    assert "alpha-1.0.dist-info: RECORD lists no file with a hash" in lines
+    assert "unrecorded file lib/python3.11/site-packages/alpha/util.py" in lines
+
+
+def test_a_record_row_without_hash_is_reported(built, project):
+    record = built / SITE / "beta-2.0.dist-info" / "RECORD"
+    rows = record.read_text().splitlines()
+    rows = [",".join([r.split(",")[0], "", ""]) if r.startswith("beta/") else r for r in rows]
+    record.write_text("\n".join(rows) + "\n")
+    r = verify(project, built)
+    assert r.code == 1
+    assert "unhashed file beta/__init__.py (beta-2.0.dist-info)" in r.stdout.splitlines()
