@@ -14,15 +14,22 @@ wheels); an archive comment is refused outright (it can hold a second archive).
 
 from __future__ import annotations
 
-import re
-import stat
 import struct
 import unicodedata
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
+from envlock.cache.zipnames import (
+    DEFLATED,
+    FLAG_UTF8,
+    STORED,
+    check_file_dir_clash,
+    check_member,
+    check_unicode_path,
+    decode_name,
+)
+from envlock.cache.zipnames import Reject as _Reject
 from envlock.errors import IntegrityError
 
 __all__ = ["ZipMember", "check_zip"]
@@ -52,7 +59,6 @@ _LOCAL_GUESS = _LOCAL.size + 64  # header plus a typical extra field, besides th
 _DESCRIPTOR_SIG = b"PK\x07\x08"
 
 _ZIP64_TAG = 0x0001
-_UNICODE_PATH_TAG = 0x7075  # Info-ZIP Unicode Path: Python >= 3.13 prefers it to the header name
 _MAX_COMMENT = 0xFFFF
 _U16 = 0xFFFF
 _U32 = 0xFFFFFFFF
@@ -60,16 +66,10 @@ _U32 = 0xFFFFFFFF
 _FLAG_ENCRYPTED = 1 << 0
 _FLAG_DESCRIPTOR = 1 << 3
 _FLAG_STRONG_ENCRYPTION = 1 << 6
-_FLAG_UTF8 = 1 << 11
 _FLAG_MASKED_HEADERS = 1 << 13  # central directory encryption: local values are masked
 _ENCRYPTION_FLAGS = _FLAG_ENCRYPTED | _FLAG_STRONG_ENCRYPTION | _FLAG_MASKED_HEADERS
 # Flags that change how a member is read; the other bits (deflate level hints) may differ.
-_SIGNIFICANT_FLAGS = _ENCRYPTION_FLAGS | _FLAG_DESCRIPTOR | _FLAG_UTF8
-
-_STORED, _DEFLATED = 0, 8
-_DOS_DIRECTORY = 0x10
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_DRIVE = re.compile(r"[A-Za-z]:")
+_SIGNIFICANT_FLAGS = _ENCRYPTION_FLAGS | _FLAG_DESCRIPTOR | FLAG_UTF8
 
 
 @dataclass(frozen=True)
@@ -85,10 +85,6 @@ class ZipMember:
     data_offset: int  # where the compressed bytes begin
     mode: int  # unix mode from external_attr >> 16 (0 if none)
     is_dir: bool
-
-
-class _Reject(Exception):
-    """A reason the archive is refused; check_zip adds the label."""
 
 
 @dataclass(frozen=True)
@@ -294,44 +290,6 @@ def _local_zip64_sizes(
     return wide_usize, wide_csize
 
 
-def _decode_name(raw: bytes, flags: int) -> str:
-    if flags & _FLAG_UTF8:
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise _Reject(f"name {raw!r} is not valid UTF-8 although flag bit 11 says so") from None
-    if not raw.isascii():
-        # Without bit 11 the name is cp437 by the spec but UTF-8 to many tools.
-        raise _Reject(f"non-ASCII name {raw!r} without the UTF-8 flag (bit 11)")
-    return raw.decode("ascii")
-
-
-def _name_problem(name: str, is_dir: bool) -> str | None:
-    """Why ``name`` is not a safe, normalised relative path, or None."""
-    if not name:
-        return "empty member name"
-    if name.startswith("/"):
-        return f"absolute member name {name!r}"
-    if "\\" in name:
-        return f"backslash in member name {name!r}"
-    if _DRIVE.match(name):
-        return f"drive letter in member name {name!r}"
-    if _CONTROL.search(name):
-        return f"control character in member name {name!r}"
-    path = name[:-1] if is_dir else name
-    # Substring tests rather than a split: wheels have up to tens of thousands of members.
-    if (
-        "//" in path
-        or "/./" in path
-        or "/../" in path
-        or path.startswith(("./", "../"))
-        or path.endswith(("/", "/.", "/.."))
-        or path in ("", ".", "..")
-    ):
-        return f"member name {name!r} is not a normalised path (empty, '.' or '..' component)"
-    return None
-
-
 def _parse_central(data: bytes, end: _End) -> list[_Central]:
     """Every central directory entry, checked on its own and against the others' names."""
     entries: list[_Central] = []
@@ -351,20 +309,20 @@ def _parse_central(data: bytes, end: _End) -> list[_Central]:
         if pos > len(data):
             raise _Reject(f"central directory entry at {end.cd_offset + name_start} runs past it")
         raw_name = data[name_start : name_start + name_len]
-        name = _decode_name(raw_name, flags)
+        name = decode_name(raw_name, flags)
         where = f"the central directory entry of {name!r}"
         extra = _extra_fields(
             data[name_start + name_len : name_start + name_len + extra_len], where
         )
         if flags & _ENCRYPTION_FLAGS:
             raise _Reject(f"{name!r} is encrypted")
-        if method not in (_STORED, _DEFLATED):
+        if method not in (STORED, DEFLATED):
             raise _Reject(f"{name!r} uses compression method {method} (only stored or deflated)")
         if disk != 0:
             raise _Reject(f"multi-disk archive ({name!r} starts on disk {disk})")
         usize, csize, offset = _zip64_values(extra, [usize, csize, offset], where)
-        _check_unicode_path(extra, name)
-        mode, is_dir = _check_member(name, method, csize, usize, external)
+        check_unicode_path(extra, name)
+        mode, is_dir = check_member(name, method, csize, usize, external)
         key = unicodedata.normalize("NFC", name)
         if key in seen:
             other = seen[key]
@@ -381,62 +339,8 @@ def _parse_central(data: bytes, end: _End) -> list[_Central]:
         raise _Reject(
             f"end record counts {end.entries} entries, the central directory holds {len(entries)}"
         )
-    _check_file_dir_clash(seen.keys())
+    check_file_dir_clash(seen.keys())
     return entries
-
-
-def _check_unicode_path(extra: dict[int, bytes], name: str) -> None:
-    """Python >= 3.13 takes the name from an Info-ZIP Unicode Path field: it must agree."""
-    field = extra.get(_UNICODE_PATH_TAG)
-    if field is None:
-        return
-    if len(field) < 5 or field[5:].decode("utf-8", "replace") != name:
-        raise _Reject(f"Unicode Path extra field of {name!r} names another file")
-
-
-def _check_member(
-    name: str, method: int, csize: int, usize: int, external: int
-) -> tuple[int, bool]:
-    """Refuse unsafe names and file types; the member's unix mode and whether it is a directory."""
-    is_dir = name.endswith("/")
-    problem = _name_problem(name, is_dir)
-    if problem:
-        raise _Reject(problem)
-    mode = external >> 16
-    kind = stat.S_IFMT(mode)
-    if kind == stat.S_IFLNK:
-        raise _Reject(f"{name!r} is a symbolic link")
-    if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
-        raise _Reject(f"{name!r} is not a regular file or directory (mode 0o{mode:o})")
-    if is_dir:
-        if kind == stat.S_IFREG:
-            raise _Reject(f"{name!r} ends with '/' but has a regular file's mode")
-        if usize != 0:
-            raise _Reject(f"directory entry {name!r} declares {usize} bytes of content")
-    elif kind == stat.S_IFDIR or external & _DOS_DIRECTORY:
-        raise _Reject(f"{name!r} is marked as a directory but its name lacks a trailing '/'")
-    if method == _STORED and csize != usize:
-        raise _Reject(f"stored member {name!r} has compressed size {csize} != size {usize}")
-    return mode, is_dir
-
-
-def _check_file_dir_clash(names: Iterable[str]) -> None:
-    """A path may not be both a file and a directory ("a" and "a/b", or "a" and "a/")."""
-    files: set[str] = set()
-    dirs: set[str] = set()
-    for name in names:
-        if name.endswith("/"):
-            name = name[:-1]
-            dirs.add(name)
-        else:
-            files.add(name)
-        cut = name.rfind("/")
-        while cut != -1 and name[:cut] not in dirs:  # parents of a known directory are known
-            dirs.add(name[:cut])
-            cut = name.rfind("/", 0, cut)
-    clash = files & dirs
-    if clash:
-        raise _Reject(f"{min(clash)!r} is both a file and a directory")
 
 
 def _check_local(f: BinaryIO, c: _Central, limit: int) -> tuple[ZipMember, int]:
@@ -472,7 +376,7 @@ def _check_local(f: BinaryIO, c: _Central, limit: int) -> tuple[ZipMember, int]:
         )
     fields = _extra_fields(head[_LOCAL.size + name_len : _LOCAL.size + name_len + extra_len], what)
     usize, csize = _local_zip64_sizes(fields, usize, csize, what)
-    _check_unicode_path(fields, c.name)
+    check_unicode_path(fields, c.name)
     for field, local, central in (
         ("CRC-32", crc, c.crc32),
         ("compressed size", csize, c.compressed_size),
