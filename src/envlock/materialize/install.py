@@ -170,7 +170,7 @@ class Linker:
                 os.link(source, dest)
                 return
             except FileExistsError:
-                raise
+                raise  # a planning bug, not a reason to switch to copies
             except OSError:
                 self.mode = "copy"  # other filesystem, or links not supported
         shutil.copyfile(source, dest)
