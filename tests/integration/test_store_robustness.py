@@ -364,3 +364,35 @@ def test_ctrl_c_stops_a_fetch_within_a_second(index, project, cache, seconds_per
     assert parts(cache) == []
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1] == "interrupted"
+
+
+def test_ctrl_c_during_a_retry_wait_stops_within_a_second(index, project, cache):
+    """The file host answers 503 with Retry-After: 8: the fetch waits to retry, and Ctrl-C
+    ends that wait at once instead of after it."""
+    server = index([Dist("slowpoke", "1.0")])
+    write_spec(
+        project,
+        server.url,
+        'python = "3.11"\nplatforms = ["linux-64"]\ndependencies = ["slowpoke"]\n',
+    )
+    assert envlock(project, "lock").code == 0
+    server.override(
+        "/files/slowpoke-1.0-py3-none-any.whl", status=503, headers={"Retry-After": "8"}
+    )
+    server.reset_counts()  # locking read the wheel's metadata
+    proc = start_fetch(project)
+    try:
+        wait_for(lambda: server.count("/files/") >= 1)
+        time.sleep(0.3)  # in the back-off wait now
+        assert proc.poll() is None
+        start = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        took = time.monotonic() - start
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert took < 2, took
+    assert server.count("/files/") == 1  # no retry was sent after the interrupt
+    assert err.strip().splitlines()[-1] == "interrupted"
+    assert "Traceback" not in err

@@ -86,8 +86,8 @@ def fetch(
     events.start(len(todo), sum(a.size or 0 for a in todo))
     if not todo:
         return result
-    cancel = Cancellation()
     with make_client() as http:
+        cancel = Cancellation(http.cancelled)
         pool = ThreadPoolExecutor(max_workers, "envlock-fetch")
         try:
             futures = [pool.submit(_fetch_one, store, http, a, events, cancel) for a in todo]
@@ -112,8 +112,8 @@ class Cancellation:
     """Stops the downloads of a run soon after :meth:`set`: workers look at it for every chunk,
     and the sockets of bodies being read are shut down, so a stalled read returns at once."""
 
-    def __init__(self) -> None:
-        self.event = threading.Event()
+    def __init__(self, event: threading.Event | None = None) -> None:
+        self.event = event if event is not None else threading.Event()
         self._lock = threading.Lock()
         self._sockets: dict[int, socket.socket] = {}
 

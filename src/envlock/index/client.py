@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import email.utils
 import ssl
-import time
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -37,6 +37,10 @@ RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 USER_AGENT = f"envlock/{__version__}"
 
 __all__ = ["HttpClient", "redact", "status_error"]
+
+
+class RequestCancelled(Exception):
+    """A retry was abandoned because the run is being cancelled (see ``HttpClient.cancelled``)."""
 
 
 class HttpClient:
@@ -69,6 +73,8 @@ class HttpClient:
         )
         enforce_deadlines(self._client)
         self.pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="envlock-http")
+        # Set to stop a run (Ctrl-C, a failed download): back-off waits end at once.
+        self.cancelled = threading.Event()
 
     @classmethod
     def for_environments(
@@ -175,7 +181,7 @@ class HttpClient:
                     ) from None
                 if deadline_passed() or attempt > self.settings.retries:
                     raise self._transport_error(clean, exc, attempt) from None
-                time.sleep(min(self.settings.backoff * 2 ** (attempt - 1), 10.0))
+                self._pause(min(self.settings.backoff * 2 ** (attempt - 1), 10.0))
                 continue
             if response.status_code in RETRY_STATUS and attempt <= self.settings.retries:
                 wait = _retry_after(response)
@@ -189,9 +195,14 @@ class HttpClient:
                     )
                 delay = wait if wait is not None else self.settings.backoff * 2 ** (attempt - 1)
                 response.close()
-                time.sleep(delay)
+                self._pause(delay)
                 continue
             return response
+
+    def _pause(self, seconds: float) -> None:
+        """Wait before a retry, unless the run is cancelled meanwhile."""
+        if self.cancelled.wait(seconds):
+            raise RequestCancelled()
 
     def _transport_error(self, url: str, exc: Exception, attempt: int) -> NetworkError:
         if deadline_passed():
