@@ -74,7 +74,7 @@ def snapshot(
     # The network stack and the build frontend load only when a snapshot is taken.
     from envlock.cache.builds import built_wheel, ensure_built
     from envlock.cache.fetch import FetchEvents, fetch
-    from envlock.cache.registry import remember_lock
+    from envlock.cache.registry import lease, remember_lock
     from envlock.index.client import HttpClient
 
     artifacts: dict[str, Artifact] = {}
@@ -88,17 +88,20 @@ def snapshot(
                 if not art.is_wheel:
                     to_build.append((snap, target, art))
     envs = [snap.env for snap in snapshots]
-    # Only the locked URLs are fetched (each checked by the transport policy as it goes).
-    result = fetch(
-        store,
-        list(artifacts.values()),
-        lambda: HttpClient.for_environments(envs, check_indexes=False),
-        events,
-    )
-    for snap, target, art in to_build:
-        sdist = store.get(art.sha256, art.filename, art.size)
-        assert sdist is not None  # fetched just above
-        if built_wheel(store, art.sha256, target) is None:
-            (events or FetchEvents()).building(art)
-        ensure_built(store, art, sdist, target, [i.url for i in snap.env.indexes])
+    # The lease keeps a concurrent prune off what is being fetched and built.
+    keys = {h for sha in artifacts for h in (sha, "built-" + sha)}
+    with lease(store, keys):
+        # Only the locked URLs are fetched (each checked by the transport policy as it goes).
+        result = fetch(
+            store,
+            list(artifacts.values()),
+            lambda: HttpClient.for_environments(envs, check_indexes=False),
+            events,
+        )
+        for snap, target, art in to_build:
+            sdist = store.get(art.sha256, art.filename, art.size)
+            assert sdist is not None  # fetched just above
+            if built_wheel(store, art.sha256, target) is None:
+                (events or FetchEvents()).building(art)
+            ensure_built(store, art, sdist, target, [i.url for i in snap.env.indexes])
     return result
