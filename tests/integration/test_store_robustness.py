@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -336,6 +336,25 @@ def test_a_content_length_beyond_the_locked_size_is_refused_before_the_body(inde
     assert tmp_entries(cache) == []
 
 
+def interrupt(proc: subprocess.Popen[str], ready: Callable[[], bool]) -> None:
+    """Ctrl-C ``proc`` once ``ready()`` (and 0.3 s more); it must exit 130 within 2 s, saying
+    ``interrupted`` without a traceback."""
+    try:
+        wait_for(ready)
+        time.sleep(0.3)
+        assert proc.poll() is None, "finished before it could be interrupted"
+        start = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        took = time.monotonic() - start
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert took < 2, took
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "interrupted"
+
+
 @pytest.mark.parametrize("seconds_per_byte", [0.05, 30.0], ids=["trickling", "stalled"])
 def test_ctrl_c_stops_a_fetch_within_a_second(index, project, cache, seconds_per_byte):
     server = index()
@@ -349,21 +368,8 @@ def test_ctrl_c_stops_a_fetch_within_a_second(index, project, cache, seconds_per
     )
     assert envlock(project, "lock").code == 0
     server.trickle("/files/", seconds_per_byte)
-    proc = start_fetch(project)
-    try:
-        wait_for(lambda: len(parts(cache)) == 3)
-        time.sleep(0.3)
-        start = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-        took = time.monotonic() - start
-    finally:
-        proc.kill()
-    assert proc.returncode == 130, err
-    assert took < 2, took
+    interrupt(start_fetch(project), lambda: len(parts(cache)) == 3)
     assert parts(cache) == []
-    assert "Traceback" not in err
-    assert err.strip().splitlines()[-1] == "interrupted"
 
 
 def test_ctrl_c_during_a_retry_wait_stops_within_a_second(index, project, cache):
@@ -380,19 +386,5 @@ def test_ctrl_c_during_a_retry_wait_stops_within_a_second(index, project, cache)
         "/files/slowpoke-1.0-py3-none-any.whl", status=503, headers={"Retry-After": "8"}
     )
     server.reset_counts()  # locking read the wheel's metadata
-    proc = start_fetch(project)
-    try:
-        wait_for(lambda: server.count("/files/") >= 1)
-        time.sleep(0.3)  # in the back-off wait now
-        assert proc.poll() is None
-        start = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-        took = time.monotonic() - start
-    finally:
-        proc.kill()
-    assert proc.returncode == 130, err
-    assert took < 2, took
+    interrupt(start_fetch(project), lambda: server.count("/files/") >= 1)  # then backing off
     assert server.count("/files/") == 1  # no retry was sent after the interrupt
-    assert err.strip().splitlines()[-1] == "interrupted"
-    assert "Traceback" not in err

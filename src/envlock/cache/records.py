@@ -9,9 +9,11 @@ from __future__ import annotations
 import base64
 import csv
 import hashlib
+from pathlib import Path
 
 from installer.records import InvalidRecordEntry, RecordEntry, parse_record_file
 
+from envlock.cache.store import file_sha256
 from envlock.errors import IntegrityError
 
 SIGNATURES = ("RECORD.jws", "RECORD.p7s")  # may sit beside RECORD without being listed in it
@@ -20,6 +22,11 @@ SIGNATURES = ("RECORD.jws", "RECORD.p7s")  # may sit beside RECORD without being
 def record_hash(data: bytes) -> str:
     """The RECORD form of a sha256: ``sha256=<urlsafe base64, unpadded>``."""
     return "sha256=" + b64_digest(hashlib.sha256(data).digest())
+
+
+def file_record_hash(path: Path | str) -> str:
+    """The RECORD form of a file's sha256, read in chunks (files may be large)."""
+    return "sha256=" + b64_digest(bytes.fromhex(file_sha256(Path(path))))
 
 
 def b64_digest(digest: bytes) -> str:

@@ -34,7 +34,13 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from envlock._fs import UMASK
-from envlock.cache.records import SIGNATURES, b64_digest, parse_record, record_hash
+from envlock.cache.records import (
+    SIGNATURES,
+    b64_digest,
+    file_record_hash,
+    parse_record,
+    record_hash,
+)
 from envlock.cache.store import ArtifactStore
 from envlock.cache.zipsafe import ZipMember, check_zip
 from envlock.errors import EnvlockError, IntegrityError
@@ -135,15 +141,10 @@ def verify_tree(tree: UnpackedWheel) -> list[str]:
     """Re-hash every file of an unpacked tree; the paths that differ from their RECORD."""
     bad = []
     for row in tree.records:
-        h = hashlib.sha256()
         try:
-            with open(tree.root / row.path, "rb") as f:
-                while chunk := f.read(_CHUNK):
-                    h.update(chunk)
+            if file_record_hash(tree.root / row.path) != row.hash:
+                bad.append(row.path)
         except OSError:
-            bad.append(row.path)
-            continue
-        if "sha256=" + b64_digest(h.digest()) != row.hash:
             bad.append(row.path)
     return bad
 

@@ -12,7 +12,6 @@ beside their destination and renamed into place, never written through an existi
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import os
 import re
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from envlock._fs import UMASK
-from envlock.cache.records import b64_digest, record_hash
+from envlock.cache.records import file_record_hash, record_hash
 from envlock.cache.unpack import RecordRow, UnpackedWheel, check_stamp
 from envlock.errors import IntegrityError
 from envlock.materialize.layout import Layout
@@ -230,12 +229,8 @@ def install(
 
 
 def _verify_source(p: Placement, tree: UnpackedWheel) -> None:
-    h = hashlib.sha256()
     assert p.source is not None
-    with open(p.source, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    if "sha256=" + b64_digest(h.digest()) != p.hash:
+    if file_record_hash(p.source) != p.hash:
         raise IntegrityError(
             f"{tree.dist_info}: the cached copy of {p.dest.rpartition('/')[2]} no longer matches "
             "its RECORD hash",
