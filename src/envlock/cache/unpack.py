@@ -91,7 +91,9 @@ def unpacked(
         return _load(root)
     if not store.writable:
         if scratch is None:
-            raise EnvlockError(f"the cache {store.root} is read-only and {wheel.name} is unpacked")
+            raise EnvlockError(
+                f"the cache {store.root} is read-only and {wheel.name} is not unpacked in it"
+            )
         own = scratch / key
         if not (own / _FORMAT).is_file():
             scratch.mkdir(exist_ok=True)
