@@ -10,15 +10,22 @@ the spec's wishes (``python = "3.11"`` or ``"3.11.9"``, the platforms, ``exclude
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from packaging.version import InvalidVersion, Version
 
 from envlock.errors import SpecError
+from envlock.lock.model import LockedInterpreter
+
+if TYPE_CHECKING:
+    from envlock.spec import EnvironmentSpec
+    from envlock.spec_interpreter import InterpreterSource
 
 # python-build-standalone's release downloads: a mirror replaces exactly this prefix, keeping
 # "/<build>/<file name>" (the layout uv's UV_PYTHON_INSTALL_MIRROR expects too).
@@ -34,6 +41,7 @@ PBS_TARGETS: Mapping[str, tuple[str, str]] = {
 }
 _BUILD_ID = re.compile(r"^cpython-[0-9.]+\+(?P<build>\d{8})-")
 _PYTHON = re.compile(r"^3\.\d+(\.\d+)?$")
+_FILE_VERSION = re.compile(r"^cpython-(?P<version>3\.\d+\.\d+)\+")
 
 
 @dataclass(frozen=True)
@@ -150,14 +158,99 @@ def _nothing_for(
     )
 
 
-def mirrored(build: InterpreterBuild, mirror: str | None) -> str:
-    """The download URL of ``build`` through ``mirror`` (which replaces python-build-standalone's
-    release prefix, keeping ``/<build>/<file>``); the sha256 still decides what is accepted."""
-    if not mirror:
-        return build.url
+def mirror_url(url: str, mirror: str | None) -> str:
+    """``url`` through ``mirror``, which replaces python-build-standalone's release prefix and
+    keeps ``/<build>/<file>`` (the layout of uv's ``UV_PYTHON_INSTALL_MIRROR``); other URLs (a
+    team's own builds) are left alone. The sha256 still decides what is accepted."""
+    if not mirror or not url.startswith(DEFAULT_PREFIX + "/"):
+        return url
     if not mirror.startswith(("https://", "http://", "file://")):
         raise SpecError(f"python mirror {mirror!r} must be an http(s):// or file:// URL")
-    base = mirror.rstrip("/")
-    if build.url.startswith(DEFAULT_PREFIX + "/"):
-        return base + build.url[len(DEFAULT_PREFIX) :]
-    return f"{base}/{build.build}/{urlsplit(build.url).path.rsplit('/', 1)[-1]}"
+    return mirror.rstrip("/") + url[len(DEFAULT_PREFIX) :]
+
+
+def mirrored(build: InterpreterBuild, mirror: str | None) -> str:
+    """The download URL of ``build`` through ``mirror`` (see :func:`mirror_url`)."""
+    return mirror_url(build.url, mirror)
+
+
+def locked(build: InterpreterBuild, size: int | None = None) -> LockedInterpreter:
+    return LockedInterpreter(
+        str(build.version), build.build, build.filename, build.url, build.sha256, size
+    )
+
+
+def source_version(platform: str, source: InterpreterSource, python: str) -> str:
+    """The exact version of a team's own build: as given, else from a python-build-standalone
+    file name, else the spec's python when that is exact; it must fit the spec's python."""
+    filename = unquote(urlsplit(source.url).path.rsplit("/", 1)[-1])
+    match = _FILE_VERSION.match(filename)
+    version = source.version or (match["version"] if match else None)
+    if version is None and python.count(".") == 2:
+        version = python
+    where = f"interpreter-sources.{platform}"
+    if version is None:
+        raise SpecError(
+            f"{where}: cannot tell the CPython version of {filename}",
+            hint='add version = "3.X.Y" to the table',
+        )
+    if not (version == python or version.startswith(python + ".")) or version.count(".") != 2:
+        raise SpecError(f'{where}: version {version} does not fit python = "{python}"')
+    return version
+
+
+def plan(
+    env: EnvironmentSpec,
+    previous: Mapping[str, LockedInterpreter],
+    builds: Callable[[], Sequence[InterpreterBuild]],
+    *,
+    upgrade: bool = False,
+) -> dict[str, LockedInterpreter]:
+    """The interpreter each platform of a bundled ``env`` locks (sizes as far as known).
+
+    One exact version for every platform. ``[interpreter-sources]`` decide their platforms;
+    the rest come from python-build-standalone (``builds``, read only when needed). Without
+    ``upgrade``, the version of ``previous`` (the current lock) is kept while it still fits."""
+    platforms = list(env.platforms)
+    sources = {p: env.interpreter_sources[p] for p in platforms if p in env.interpreter_sources}
+    versions = {p: source_version(p, s, env.python) for p, s in sources.items()}
+    if len(set(versions.values())) > 1:
+        shown = ", ".join(f"{p}: {v}" for p, v in sorted(versions.items()))
+        raise SpecError(f"interpreter-sources give different versions ({shown}); use one")
+    out: dict[str, LockedInterpreter] = {}
+    for p, source in sources.items():
+        old = previous.get(p)
+        size = old.size if old is not None and old.sha256 == source.sha256 else None
+        name = unquote(urlsplit(source.url).path.rsplit("/", 1)[-1])
+        match = _BUILD_ID.match(name)
+        build = match["build"] if match else ""
+        out[p] = LockedInterpreter(versions[p], build, name, source.url, source.sha256, size)
+    rest = [p for p in platforms if p not in sources]
+    if not rest:
+        return out
+    wanted = next(iter(versions.values()), env.python)
+    kept = {previous[p].version for p in rest if p in previous}
+    table = builds()
+    if not upgrade and len(kept) == 1 and wanted.count(".") == 1:
+        keep = kept.pop()
+        if keep.startswith(wanted + "."):
+            with contextlib.suppress(SpecError):  # no longer available: choose afresh
+                return {
+                    **out,
+                    **_locked(choose(table, keep, rest, exclude_newer=env.exclude_newer), previous),
+                }
+    return {
+        **out,
+        **_locked(choose(table, wanted, rest, exclude_newer=env.exclude_newer), previous),
+    }
+
+
+def _locked(
+    chosen: Mapping[str, InterpreterBuild], previous: Mapping[str, LockedInterpreter]
+) -> dict[str, LockedInterpreter]:
+    """Chosen builds as lock entries, keeping a size the previous lock learned for the file."""
+    out = {}
+    for p, build in chosen.items():
+        old = previous.get(p)
+        out[p] = locked(build, old.size if old is not None and old.sha256 == build.sha256 else None)
+    return out

@@ -22,6 +22,14 @@ from envlock._toml import tomllib
 from envlock._urls import redact
 from envlock.errors import SpecError
 from envlock.platforms import PlatformOptions, Target, host_platform
+from envlock.spec_interpreter import (
+    MIRROR_ENV,
+    InterpreterMode,
+    InterpreterSource,
+    interpreter_mode,
+    interpreter_sources,
+    python_mirror,
+)
 from envlock.spec_values import (
     Where,
     check_keys,
@@ -47,6 +55,9 @@ _TOP_KEYS = {
     "platform-tags",
     "uniform-versions",
     "insecure-hosts",
+    "interpreter",
+    "python-mirror",
+    "interpreter-sources",
 }
 _ENV_KEYS = {
     "python",
@@ -56,6 +67,7 @@ _ENV_KEYS = {
     "allow-sdist",
     "prerelease",
     "uniform-versions",
+    "interpreter",
 }
 _INDEX_KEYS = {"name", "url", "packages"}
 _ENV_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -95,6 +107,14 @@ class EnvironmentSpec:
     spec_dir: Path = Path(".")
     uniform_versions: bool = False
     insecure_hosts: frozenset[str] = frozenset()
+    interpreter: InterpreterMode = "system"  # a spec file defaults to "bundled" (parse_spec)
+    python_mirror: str | None = None  # the spec's; ENVLOCK_PYTHON_MIRROR wins (see mirror)
+    interpreter_sources: Mapping[str, InterpreterSource] = field(default_factory=dict)
+
+    @property
+    def mirror(self) -> str | None:
+        """Where python-build-standalone downloads come from instead of GitHub (fetch time)."""
+        return os.environ.get(MIRROR_ENV) or self.python_mirror
 
     @property
     def requirements(self) -> tuple[Requirement, ...]:
@@ -141,6 +161,13 @@ class EnvironmentSpec:
         }
         if self.uniform_versions:
             payload["uniform-versions"] = True
+        if self.interpreter == "bundled":  # absent for "system": older locks stay fresh
+            payload["interpreter"] = "bundled"
+            payload["interpreter-sources"] = {
+                p: self.interpreter_sources[p].as_list()
+                for p in sorted(self.interpreter_sources)
+                if p in self.platforms
+            }
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
         return "sha256:" + hashlib.sha256(blob).hexdigest()
 
@@ -210,6 +237,9 @@ def parse_spec(data: Mapping[str, Any], path: Path) -> Spec:
     options = platform_options(ctx, data.get("platform-tags", {}))
     uniform = _bool(ctx, data.get("uniform-versions", False), "uniform-versions")
     insecure = _insecure_hosts(ctx, data.get("insecure-hosts", []))
+    mode = interpreter_mode(ctx, data.get("interpreter", "bundled"), "interpreter")
+    mirror = python_mirror(ctx, data.get("python-mirror"))
+    sources = interpreter_sources(ctx, data.get("interpreter-sources"))
     root = EnvironmentSpec(
         name=None,
         python=python,
@@ -223,6 +253,9 @@ def parse_spec(data: Mapping[str, Any], path: Path) -> Spec:
         spec_dir=path.parent,
         uniform_versions=uniform,
         insecure_hosts=insecure,
+        interpreter=mode,
+        python_mirror=mirror,
+        interpreter_sources=sources,
     )
     envs_raw = data.get("environments", {})
     if not isinstance(envs_raw, Mapping):
@@ -265,6 +298,11 @@ def parse_spec(data: Mapping[str, Any], path: Path) -> Spec:
             if "uniform-versions" in table
             else uniform,
             insecure_hosts=insecure,
+            interpreter=interpreter_mode(ctx, table["interpreter"], f"{prefix}.interpreter")
+            if "interpreter" in table
+            else mode,
+            python_mirror=mirror,
+            interpreter_sources=sources,
         )
     return Spec(path=path, root=root, environments=envs)
 

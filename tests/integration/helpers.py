@@ -38,8 +38,13 @@ def envlock(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Result:
 
 
 def write_spec(directory: Path, index_url: str | None, body: str) -> Path:
-    """Write envlock.toml; ``index_url`` adds an [[index]] table for the loopback index."""
+    """Write envlock.toml; ``index_url`` adds an [[index]] table for the loopback index.
+
+    A spec that does not choose its interpreter gets ``interpreter = "system"``: these tests
+    run with no python-build-standalone download (tests of bundled interpreters say so)."""
     text = textwrap.dedent(body)
+    if not any(line.startswith("interpreter") for line in text.splitlines()):
+        text = 'interpreter = "system"\n' + text
     if index_url is not None:
         text += f'\n[[index]]\nname = "local"\nurl = "{index_url}"\n'
     path = directory / "envlock.toml"
@@ -53,22 +58,31 @@ def load_lock(path: Path) -> dict[str, Any]:
     return data
 
 
-def selected(lock_path: Path, platform: str, python: str = "3.11") -> dict[str, str]:
+def _python_of(data: dict[str, Any], platform: str) -> str:
+    """The Python a lock resolved ``platform`` for (exact for a bundled interpreter)."""
+    for t in data.get("tool", {}).get("envlock", {}).get("targets", []):
+        if t.get("platform") == platform and t.get("interpreter"):
+            return str(t["python"])
+    return "3.11"
+
+
+def selected(lock_path: Path, platform: str, python: str | None = None) -> dict[str, str]:
     """name -> version that ``Pylock.select`` installs for a target (the PEP 751 reference)."""
     data = load_lock(lock_path)
     pylock = Pylock.from_dict(data)
     pylock.validate()
-    target = Target(platform, python)
+    target = Target(platform, python or _python_of(data, platform))
     return {
         str(pkg.name): str(pkg.version)
         for pkg, _ in pylock.select(environment=target.environment, tags=target.tags)  # type: ignore[arg-type]
     }
 
 
-def selected_files(lock_path: Path, platform: str, python: str = "3.11") -> dict[str, str]:
+def selected_files(lock_path: Path, platform: str, python: str | None = None) -> dict[str, str]:
     """name -> filename that ``Pylock.select`` picks for a target."""
-    pylock = Pylock.from_dict(load_lock(lock_path))
-    target = Target(platform, python)
+    data = load_lock(lock_path)
+    pylock = Pylock.from_dict(data)
+    target = Target(platform, python or _python_of(data, platform))
     return {
         str(pkg.name): str(getattr(dist, "filename", ""))
         for pkg, dist in pylock.select(environment=target.environment, tags=target.tags)  # type: ignore[arg-type]

@@ -22,7 +22,7 @@ def run(*cmd: str | Path) -> subprocess.CompletedProcess[str]:
 
 def test_build_requests_rich_numpy_for_the_host_and_run_them(tmp_path: Path) -> None:
     (tmp_path / "envlock.toml").write_text(
-        'python = "3.11"\nplatforms = ["linux-64"]\n'
+        'python = "3.11"\ninterpreter = "system"\nplatforms = ["linux-64"]\n'
         'dependencies = ["requests", "rich", "numpy"]\n'
         'exclude-newer = "2025-06-01T00:00:00Z"\n'
     )
@@ -48,7 +48,7 @@ def test_real_source_only_release_is_built_at_fetch_and_installed(tmp_path: Path
     # fancyimpute 0.7.0 and its dependency knnimpute 0.1.0 are published as sdists only: both
     # are built into wheels at fetch time, in isolated build environments fed from PyPI.
     (tmp_path / "envlock.toml").write_text(
-        'python = "3.11"\nplatforms = ["linux-64"]\n'
+        'python = "3.11"\ninterpreter = "system"\nplatforms = ["linux-64"]\n'
         'dependencies = ["fancyimpute==0.7.0"]\nallow-sdist = ["fancyimpute", "knnimpute"]\n'
         'exclude-newer = "2025-06-01T00:00:00Z"\n'
     )

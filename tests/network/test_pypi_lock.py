@@ -44,7 +44,7 @@ def test_lock_real_packages_for_every_platform(tmp_path: Path) -> None:
 
 def test_real_source_only_release_with_allow_sdist(tmp_path: Path) -> None:
     (tmp_path / "envlock.toml").write_text(
-        'python = "3.11"\nplatforms = ["linux-64"]\n'
+        'python = "3.11"\ninterpreter = "system"\nplatforms = ["linux-64"]\n'
         'dependencies = ["fancyimpute==0.7.0"]\nallow-sdist = ["fancyimpute", "knnimpute"]\n'
         'exclude-newer = "2025-06-01T00:00:00Z"\n'
     )
@@ -70,3 +70,38 @@ def test_source_only_release_is_refused_without_allow_sdist(tmp_path: Path) -> N
         "fancyimpute 0.7.0: it has only a source distribution"
     ) in r.stderr
     assert 'hint: set allow-sdist = ["fancyimpute"] in the spec' in r.stderr
+
+
+def test_bundled_interpreter_entries_come_from_pbs_installers_table(tmp_path: Path) -> None:
+    """python = "3.11" with the default bundled interpreter: each platform's entry is the
+    newest 3.11 python-build-standalone build pbs-installer lists, URL and sha256 verbatim."""
+    from envlock.interpreters import choose, standalone_builds
+
+    platforms = ["linux-64", "osx-arm64", "win-64"]
+    (tmp_path / "envlock.toml").write_text(
+        'python = "3.11"\ninterpreter = "bundled"\n'
+        'platforms = ["linux-64", "osx-arm64", "win-64"]\ndependencies = ["six"]\n'
+    )
+    r = envlock(tmp_path, "lock")
+    assert r.code == 0, r.stderr
+    lock = load_lock(tmp_path / "pylock.toml")
+    expected = choose(standalone_builds(), "3.11", platforms)
+    targets = {t["platform"]: t for t in lock["tool"]["envlock"]["targets"]}
+    assert sorted(targets) == platforms
+    from pbs_installer._versions import get_python_versions
+
+    table = {
+        (url, sha)
+        for files in get_python_versions().values()
+        for url, sha in files.values()
+        if sha
+    }
+    for platform in platforms:
+        entry = targets[platform]["interpreter"]
+        build = expected[platform]
+        assert (entry["url"], entry["sha256"]) in table
+        assert entry["url"] == build.url and entry["sha256"] == build.sha256
+        assert entry["version"] == str(build.version) == targets[platform]["python"]
+        assert entry["name"].endswith("-install_only_stripped.tar.gz")
+    assert lock["requires-python"] == f"=={expected['linux-64'].version}"
+    assert envlock(tmp_path, "lock", "--check").code == 0

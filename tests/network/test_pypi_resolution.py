@@ -84,7 +84,8 @@ def _lock(tmp: Path, requirements: list[str], platforms: list[str], exclude_newe
     quoted = ", ".join(f'"{r}"' for r in requirements)
     plats = ", ".join(f'"{p}"' for p in platforms)
     (tmp / "envlock.toml").write_text(
-        f'python = "3.11"\nplatforms = [{plats}]\ndependencies = [{quoted}]\n'
+        f'python = "3.11"\ninterpreter = "system"\nplatforms = [{plats}]\n'
+        f"dependencies = [{quoted}]\n"
         f'exclude-newer = "{exclude_newer}"\n'
     )
     return envlock(tmp, "lock")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
 
 import pytest
@@ -14,9 +15,14 @@ from envlock.interpreters import (
     InterpreterBuild,
     builds_from_table,
     choose,
+    locked,
+    mirror_url,
     mirrored,
+    plan,
     standalone_builds,
 )
+from envlock.spec import EnvironmentSpec
+from envlock.spec_interpreter import InterpreterSource
 
 ALL = tuple(PBS_TARGETS)
 
@@ -113,3 +119,117 @@ def test_table_rows_that_are_not_usable_builds_are_skipped() -> None:
     ]
     (only,) = builds_from_table(rows)
     assert only == good
+
+
+# -- plan: what a bundled environment locks -------------------------------------------------------
+
+
+def _env(
+    python: str = "3.11",
+    platforms: tuple[str, ...] = ("linux-64", "win-64"),
+    sources: dict[str, InterpreterSource] | None = None,
+) -> EnvironmentSpec:
+    return EnvironmentSpec(
+        name=None,
+        python=python,
+        platforms=platforms,
+        dependencies=(),
+        indexes=(),
+        interpreter="bundled",
+        interpreter_sources=sources or {},
+    )
+
+
+BUILDS = [
+    fake("linux-64", "3.11.9", "20240814"),
+    fake("win-64", "3.11.9", "20240814"),
+    fake("linux-64", "3.11.10", "20241008"),
+    fake("win-64", "3.11.10", "20241008"),
+]
+
+
+def test_plan_takes_the_newest_and_keeps_a_previous_choice_until_upgrade() -> None:
+    fresh = plan(_env(), {}, lambda: BUILDS)
+    assert {i.version for i in fresh.values()} == {"3.11.10"}
+    assert fresh["win-64"].url == BUILDS[3].url and fresh["win-64"].size is None
+    old = {
+        p: replace(locked(b), size=123) for p, b in (("linux-64", BUILDS[0]), ("win-64", BUILDS[1]))
+    }
+    kept = plan(_env(), old, lambda: BUILDS)
+    assert kept == old  # same builds, and the size learned before is kept
+    assert {i.version for i in plan(_env(), old, lambda: BUILDS, upgrade=True).values()} == {
+        "3.11.10"
+    }
+    # A previous version the spec no longer allows is not kept.
+    assert plan(_env("3.11.10"), old, lambda: BUILDS)["linux-64"].version == "3.11.10"
+
+
+def test_plan_uses_interpreter_sources_without_reading_the_table() -> None:
+    src = InterpreterSource("http://127.0.0.1:1/files/my-python.tar.gz", "cd" * 32, "3.11.4")
+
+    def no_table() -> list[InterpreterBuild]:
+        raise AssertionError("the table is not needed")
+
+    chosen = plan(_env(platforms=("linux-64",), sources={"linux-64": src}), {}, no_table)
+    entry = chosen["linux-64"]
+    assert (entry.version, entry.build, entry.name, entry.sha256) == (
+        "3.11.4",
+        "",
+        "my-python.tar.gz",
+        "cd" * 32,
+    )
+    # The other platforms take the same version from the table, or fail saying so.
+    mixed = plan(_env(sources={"linux-64": replace(src, version="3.11.9")}), {}, lambda: BUILDS)
+    assert mixed["win-64"].version == "3.11.9" and mixed["linux-64"].build == ""
+    with pytest.raises(SpecError, match=r"3\.11\.4"):
+        plan(_env(sources={"linux-64": src}), {}, lambda: BUILDS)
+
+
+@pytest.mark.parametrize(
+    ("python", "source", "message"),
+    [
+        (
+            "3.11",
+            InterpreterSource("http://h/x.tar.gz", "cd" * 32),
+            "cannot tell the CPython version",
+        ),
+        ("3.12", InterpreterSource("http://h/x.tar.gz", "cd" * 32, "3.11.4"), "does not fit"),
+        ("3.11.5", InterpreterSource("http://h/x.tar.gz", "cd" * 32, "3.11.4"), "does not fit"),
+    ],
+)
+def test_a_source_whose_version_is_unknown_or_wrong_is_a_spec_error(
+    python: str, source: InterpreterSource, message: str
+) -> None:
+    with pytest.raises(SpecError, match=message):
+        plan(_env(python, ("linux-64",), {"linux-64": source}), {}, lambda: BUILDS)
+
+
+def test_a_source_version_comes_from_a_pbs_file_name_or_an_exact_python() -> None:
+    pbs_named = InterpreterSource(
+        "http://h/cpython-3.11.7+20240107-x86_64-unknown-linux-gnu-install_only.tar.gz", "cd" * 32
+    )
+    entry = plan(_env("3.11", ("linux-64",), {"linux-64": pbs_named}), {}, lambda: [])["linux-64"]
+    assert (entry.version, entry.build) == ("3.11.7", "20240107")
+    bare = InterpreterSource("http://h/x.tar.gz", "cd" * 32)
+    assert (
+        plan(_env("3.11.2", ("linux-64",), {"linux-64": bare}), {}, lambda: [])["linux-64"].version
+        == "3.11.2"
+    )
+
+
+def test_sources_that_disagree_on_the_version_are_refused() -> None:
+    a = InterpreterSource("http://h/a.tar.gz", "cd" * 32, "3.11.4")
+    b = InterpreterSource("http://h/b.tar.gz", "ef" * 32, "3.11.5")
+    with pytest.raises(SpecError, match="different versions"):
+        plan(_env(sources={"linux-64": a, "win-64": b}), {}, lambda: [])
+
+
+def test_mirror_rewrites_only_python_build_standalone_urls() -> None:
+    b = BUILDS[0]
+    assert (
+        mirror_url(b.url, "https://m.example/pbs/")
+        == "https://m.example/pbs" + b.url[len(DEFAULT_PREFIX) :]
+    )
+    own = "https://files.example/python.tar.gz"
+    assert mirror_url(own, "https://m.example/pbs") == own
+    assert mirror_url(b.url, None) == b.url

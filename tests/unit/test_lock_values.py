@@ -22,7 +22,7 @@ from envlock.lock import lockfile
 from envlock.lock.artifacts import MAX_SIZE
 from envlock.lock.document import build_lock
 from envlock.lock.lockfile import LockFile, marker_matches, render
-from envlock.lock.model import LOCK_HINT
+from envlock.lock.model import LOCK_HINT, LockedInterpreter
 from envlock.platforms import Target
 from envlock.resolve import Resolution, ResolvedPackage
 from envlock.spec import EnvironmentSpec, Index
@@ -38,6 +38,7 @@ PURE_SDIST = "pure-1.0.tar.gz"
 W0 = ("packages", 0, "wheels", 0)  # numpy 1.26.4, win-64
 W1 = ("packages", 1, "wheels", 0)  # numpy 2.0.0, linux-64
 SD = ("packages", 2, "sdist")  # pure 1.0
+I0 = ("tool", "envlock", "targets", 0, "interpreter")  # linux-64's bundled CPython
 TOOL = ("tool", "envlock")
 DELETE = object()
 
@@ -76,13 +77,26 @@ def _document() -> dict[str, Any]:
         indexes=(Index("pypi", INDEX),),
         spec_dir=Path("/nonexistent"),
     )
-    linux, win = Target("linux-64", "3.11"), Target("win-64", "3.11")
+    # A bundled lock, so that the interpreter entries are attacked too.
+    linux, win = Target("linux-64", "3.11.9"), Target("win-64", "3.11.9")
     resolutions = [
         Resolution(linux, {"numpy": _pkg(NUMPY_LINUX), "pure": _pkg(PURE, "numpy>=1")}),
         Resolution(win, {"numpy": _pkg(NUMPY_WIN), "pure": _pkg(PURE_SDIST, "numpy>=1")}),
     ]
+    interpreters = {
+        p: LockedInterpreter(
+            "3.11.9",
+            "20240814",
+            f"cpython-3.11.9+20240814-{p}-install_only_stripped.tar.gz",
+            f"https://pbs.example/20240814/cpython-3.11.9%2B20240814-{p}-install_only_stripped.tar.gz",
+            f"{i + 1}" * 64,
+            40_000_000,
+        )
+        for i, p in enumerate(("linux-64", "win-64"))
+    }
     # Through the writer's own bytes, so the base is exactly what envlock puts on disk.
-    data: dict[str, Any] = tomllib.loads(render(build_lock(env, resolutions, {})).decode())
+    document = build_lock(env, resolutions, {}, interpreters)
+    data: dict[str, Any] = tomllib.loads(render(document).decode())
     return data
 
 
@@ -121,6 +135,11 @@ def _use(lock: LockFile) -> None:
             marker_matches(pkg.marker, target)
     lock.all_artifacts()
     lock.indexes()
+    for platform in lock.targets:
+        interpreter = lock.interpreter(platform)
+        if interpreter is not None:
+            interpreter.artifact  # noqa: B018
+    lock.interpreters()
 
 
 # --- the writer's lock, and legitimate variations of it, load ----------------------------------
@@ -171,6 +190,9 @@ def test_the_writers_lock_loads_and_every_artifact_is_usable(tmp_path: Path) -> 
             id="plain http loopback (the transport decides trust)",
         ),
         pytest.param([(("packages", 0, "tool"), DELETE)], id="no dependency record (older lock)"),
+        pytest.param([((*I0, "size"), DELETE)], id="interpreter size unknown"),
+        pytest.param([((*I0, "build"), "")], id="a team's own interpreter build"),
+        pytest.param([((*I0, "url"), "file:///srv/python/x.tar.gz")], id="interpreter on a share"),
     ],
 )
 def test_legitimate_locks_load(tmp_path: Path, changes: list[tuple[tuple[Any, ...], Any]]) -> None:
@@ -194,6 +216,25 @@ def _case(case_id: str, changes: list[tuple[tuple[Any, ...], Any]], location: st
 SHA = "0" * 64
 WIN_URL = FILES + NUMPY_WIN
 CASES = [
+    # the bundled interpreter: its sha256 and name become cache paths, its url a download
+    _case("interpreter sha256 ../", [((*I0, "sha256"), "../../etc")], "I0.sha256"),
+    _case("interpreter name a path", [((*I0, "name"), "../python.tar.gz")], "I0.name"),
+    _case("interpreter name not an archive", [((*I0, "name"), "python.exe")], "I0.name"),
+    _case("interpreter url ftp", [((*I0, "url"), "ftp://h/x.tar.gz")], "I0.url"),
+    _case("interpreter url password", [((*I0, "url"), "https://u:p@h/x.tar.gz")], "I0.url"),
+    _case("interpreter size negative", [((*I0, "size"), -1)], "I0.size"),
+    _case("interpreter size a string", [((*I0, "size"), "12")], "I0.size"),
+    _case("interpreter version 3.11", [((*I0, "version"), "3.11")], "I0.version"),
+    _case("interpreter build not digits", [((*I0, "build"), "x/y")], "I0.build"),
+    _case("interpreter unknown key", [((*I0, "path"), "/usr/bin/python3")], "I0.path"),
+    _case("interpreter a string", [(I0, "python3")], "I0"),
+    _case("interpreter of another version", [((*I0, "version"), "3.11.8")], "I0.version"),
+    _case("interpreter missing in a bundled lock", [(I0, DELETE)], "I0"),
+    _case(
+        "interpreter mode unknown",
+        [(("tool", "envlock", "interpreter"), "docker")],
+        "tool.envlock.interpreter",
+    ),
     # sha256: it becomes artifacts/sha256/<sha[:2]>/<sha[2:]>/ in the cache
     _case("sha256 ../../etc", [((*W0, "hashes", "sha256"), "../../etc")], "W0.hashes.sha256"),
     _case("sha256 63 chars", [((*W0, "hashes", "sha256"), "0" * 63)], "W0.hashes.sha256"),
@@ -371,7 +412,7 @@ CASES = [
 
 
 def _expand(location: str) -> str:
-    return location.replace("W0", _loc(W0)).replace("SD", _loc(SD))
+    return location.replace("W0", _loc(W0)).replace("SD", _loc(SD)).replace("I0", _loc(I0))
 
 
 @pytest.mark.parametrize(("changes", "location"), CASES)

@@ -630,3 +630,103 @@ def test_legacy_aliases_default_on_and_can_be_turned_off() -> None:
     assert _parse('python = "3.11"\n').root.platform_options.manylinux_legacy_aliases
     off = _parse('python = "3.11"\n[platform-tags]\nmanylinux-legacy-aliases = false\n')
     assert not off.root.platform_options.manylinux_legacy_aliases
+
+
+# -- interpreter = "bundled" | "system", python-mirror, [interpreter-sources] -------------------
+
+SOURCE = 'url = "https://files.example/py/cpython-3.11.9-linux.tar.gz"\nsha256 = "' + "AB" * 32
+
+
+def test_interpreter_defaults_to_bundled_and_environments_inherit_or_override() -> None:
+    spec = _parse(
+        'python = "3.11"\n[environments.legacy]\ninterpreter = "system"\n[environments.other]\n'
+    )
+    assert spec.root.interpreter == "bundled"
+    assert spec.environments["legacy"].interpreter == "system"
+    assert spec.environments["other"].interpreter == "bundled"
+    system = _parse('python = "3.11"\ninterpreter = "system"\n[environments.x]\n')
+    assert system.environments["x"].interpreter == "system"
+
+
+def test_interpreter_sources_and_mirror_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ENVLOCK_PYTHON_MIRROR", raising=False)
+    spec = _parse(
+        'python = "3.11"\npython-mirror = "https://mirror.lan/pbs"\n'
+        f'[interpreter-sources.linux-64]\n{SOURCE}"\nversion = "3.11.9"\n'
+    )
+    source = spec.root.interpreter_sources["linux-64"]
+    assert source.sha256 == "ab" * 32 and source.version == "3.11.9"
+    assert spec.root.mirror == "https://mirror.lan/pbs"
+    monkeypatch.setenv("ENVLOCK_PYTHON_MIRROR", "file:///srv/pbs")
+    assert spec.root.mirror == "file:///srv/pbs"
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('interpreter = "docker"', "interpreter"),
+        ("interpreter = true", "interpreter"),
+        ('python-mirror = "ftp://m/x"', "python-mirror"),
+        ('python-mirror = "https://u:p@m/x"', "python-mirror"),
+        (
+            '[interpreter-sources.linux-99]\nurl = "https://h/x.tar.gz"',
+            "interpreter-sources.linux-99",
+        ),
+        ("[interpreter-sources]\nlinux-64 = 1", "interpreter-sources.linux-64"),
+        (f'[interpreter-sources.linux-64]\n{SOURCE[:-5]}"', "interpreter-sources.linux-64.sha256"),
+        (
+            '[interpreter-sources.linux-64]\nurl = "https://h/python.zip"\nsha256 = "'
+            + "a" * 64
+            + '"',
+            "interpreter-sources.linux-64.url",
+        ),
+        (
+            '[interpreter-sources.linux-64]\nurl = "https://u:pw@h/p.tar.gz"\nsha256 = "'
+            + "a" * 64
+            + '"',
+            "interpreter-sources.linux-64.url",
+        ),
+        (
+            f'[interpreter-sources.linux-64]\n{SOURCE}"\nversion = "3.11"',
+            "interpreter-sources.linux-64.version",
+        ),
+        (
+            f'[interpreter-sources.linux-64]\n{SOURCE}"\npath = "/x"',
+            "interpreter-sources.linux-64.path",
+        ),
+        ('[environments.x]\ninterpreter = "conda"', "environments.x.interpreter"),
+    ],
+)
+def test_bad_interpreter_keys_are_one_line_errors_naming_the_key(text: str, key: str) -> None:
+    with pytest.raises(SpecError) as info:
+        _parse(f'python = "3.11"\n{text}\n')
+    message = str(info.value)
+    assert f"key '{key}'" in message and "\n" not in message
+    assert "pw@" not in message and ":p@" not in message
+
+
+def test_the_interpreter_is_part_of_the_content_hash(tmp_path: Path) -> None:
+    path = tmp_path / "envlock.toml"
+    base = {"python": "3.11", "platforms": ["linux-64"]}
+    bundled = parse_spec(base, path).root.content_hash()
+    system = parse_spec({**base, "interpreter": "system"}, path).root.content_hash()
+    sourced = parse_spec(
+        {
+            **base,
+            "interpreter-sources": {
+                "linux-64": {"url": "https://h/p.tar.gz", "sha256": "a" * 64, "version": "3.11.2"}
+            },
+        },
+        path,
+    ).root.content_hash()
+    other_platform = parse_spec(
+        {
+            **base,
+            "interpreter-sources": {"win-64": {"url": "https://h/p.tar.gz", "sha256": "a" * 64}},
+        },
+        path,
+    ).root.content_hash()
+    assert len({bundled, system, sourced}) == 3
+    assert other_platform == bundled  # a source for a platform not locked changes nothing
+    mirrored = parse_spec({**base, "python-mirror": "https://m/pbs"}, path).root.content_hash()
+    assert mirrored == bundled  # where bytes come from is not what they are

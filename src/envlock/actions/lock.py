@@ -16,6 +16,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName
 from packaging.version import Version
 
+from envlock.actions.interpreter import lock_interpreters
 from envlock.cache.registry import remember_lock
 from envlock.cache.store import ArtifactStore
 from envlock.errors import ResolutionError, UsageError
@@ -26,6 +27,7 @@ from envlock.index.simple import DistFile
 from envlock.lock import lockfile
 from envlock.lock.document import build_lock
 from envlock.lock.lockfile import LockFile, write_lock
+from envlock.lock.model import LockedInterpreter
 from envlock.platforms import Target
 from envlock.progress import LockProgress
 from envlock.resolve import Policy, Resolution, resolve
@@ -88,6 +90,8 @@ class LockResult:
     splits: tuple[VersionSplit, ...] = ()
     changes: tuple[Change, ...] = ()
     warnings: tuple[str, ...] = field(default=())
+    interpreters: Mapping[str, LockedInterpreter] = field(default_factory=dict)
+    interpreter_change: str | None = None  # "CPython 3.11.9 -> 3.11.10", say
 
 
 _MAX_UNIFORM_ROUNDS = 50
@@ -105,17 +109,21 @@ def lock_environments(
         session = IndexSession(http, options.cache_dir, progress)
         for env in envs:
             previous = _previous(env)
+            interpreters = lock_interpreters(env, previous, options, progress)
             locker = _EnvLocker(
                 env, session, None if options.upgrade else previous, options, progress
             )
+            if interpreters.chosen:
+                exact = next(iter(interpreters.chosen.values())).version
+                locker.targets = [Target(p, exact, env.platform_options) for p in env.platforms]
             resolutions = locker.resolve_all()
             digests = _digests(session, resolutions)
-            document = build_lock(env, resolutions, digests)
+            document = build_lock(env, resolutions, digests, interpreters.chosen or None)
             splits = locker.splits(resolutions)  # may look at pages again: before the close
-            plans.append((env, document, resolutions, splits, previous))
+            plans.append((env, document, resolutions, splits, previous, interpreters))
     results = []
     # Write only after every environment resolved: a failure leaves all locks as they were.
-    for env, document, resolutions, splits, previous in plans:
+    for env, document, resolutions, splits, previous, interpreters in plans:
         changed = write_lock(env.lock_path, document)
         remember_lock(ArtifactStore(options.cache_dir), env.lock_path)  # for `cache prune`
         versions: dict[str, set[str]] = {}
@@ -132,7 +140,11 @@ def lock_environments(
                 versions={n: " | ".join(sorted(v)) for n, v in sorted(versions.items())},
                 splits=splits,
                 changes=_changes(previous, resolutions),
-                warnings=tuple(dict.fromkeys([*warnings, *session.warnings])),
+                warnings=tuple(
+                    dict.fromkeys([*warnings, *session.warnings, *interpreters.warnings])
+                ),
+                interpreters=interpreters.chosen,
+                interpreter_change=interpreters.change,
             )
         )
     return results
@@ -169,9 +181,11 @@ class _EnvLocker:
         )
         self.policy = Policy(env.prerelease, env.exclude_newer, env.sdist_allowed)
         self.preferences: dict[str, dict[str, Version]] = {}
+        # A bundled environment resolves for its interpreter's exact version.
+        self.targets: list[Target] = env.targets
 
     def resolve_all(self) -> list[Resolution]:
-        targets = self.env.targets
+        targets = self.targets
         constraints: dict[str, SpecifierSet] = {}
         sources: dict[str, tuple[str, Version]] = {}
         # Each round lowers at least one bound, so this ends; the cap is a safety net.

@@ -4,11 +4,12 @@ snapshotting every artifact they need into the store (building locked sdists on 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from envlock.errors import UsageError
+from envlock.interpreters import mirror_url
 from envlock.lock import lockfile
 from envlock.lock.artifacts import Artifact
 from envlock.lock.lockfile import LockFile
@@ -87,6 +88,12 @@ def snapshot(
                 artifacts.setdefault(art.sha256, art)
                 if not art.is_wheel:
                     to_build.append((snap, target, art))
+            interpreter = snap.lock.interpreter(platform)
+            if interpreter is not None:
+                # Downloaded like any artifact, from the mirror when one is set.
+                art = interpreter.artifact
+                url = mirror_url(art.url, snap.env.mirror)
+                artifacts.setdefault(art.sha256, replace(art, url=url))
     envs = [snap.env for snap in snapshots]
     # The lease keeps a concurrent prune off what is being fetched and built.
     keys = {h for sha in artifacts for h in (sha, "built-" + sha)}

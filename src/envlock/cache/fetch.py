@@ -244,7 +244,7 @@ def _download(
                     for chunk in http.iter_body(response):
                         cancel.check()
                         got += len(chunk)
-                        if art.size is not None and got > art.size:
+                        if got > (art.size if art.size is not None else UNSIZED_LIMIT):
                             raise _oversize(art)
                         on_bytes(len(chunk))
                         yield chunk
@@ -257,7 +257,17 @@ def _download(
 _TAMPER_HINT = "the index serves a different file than was locked; re-lock or check for tampering"
 
 
+# A file the lock gives no size for (an interpreter whose host could not be asked when
+# locking, an index without PEP 700 sizes) still cannot fill the disk: no real one is this big.
+UNSIZED_LIMIT = 4 << 30
+
+
 def _oversize(art: Artifact) -> IntegrityError:
+    if art.size is None:
+        return IntegrityError(
+            f"{art.filename}: got more than {UNSIZED_LIMIT >> 30} GiB with no size in the lock",
+            hint=_TAMPER_HINT,
+        )
     return IntegrityError(
         f"{art.filename}: got more than the {art.size} bytes the lock records", hint=_TAMPER_HINT
     )

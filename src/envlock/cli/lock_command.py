@@ -121,10 +121,15 @@ def _summary(r: LockResult) -> None:
     per = ", ".join(f"{p}: {n}" for p, n in r.counts.items())
     state = "wrote" if r.changed else "unchanged"
     info(f"[bold]{r.env.label}[/bold]: {per} packages → {state} {r.path}")
+    labels = sorted({i.label for i in r.interpreters.values()})
+    if labels:
+        info(f"  interpreter: {' | '.join(labels)} (bundled)")
     for warning in r.warnings:
         warn(warning)
-    if r.changes:
+    if r.changes or r.interpreter_change:
         info("  changes since the last lock:")
+        if r.interpreter_change:
+            info(f"    ~ python {r.interpreter_change}")
         for change in r.changes:
             info(f"    {change.describe()}")
     if r.splits:

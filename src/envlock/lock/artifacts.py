@@ -238,3 +238,22 @@ def _show(value: object) -> str:
 
 def _has_control(value: str) -> bool:
     return any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in value)
+
+
+def check_interpreter_file(
+    name: str, url: str, sha256: str, size: object
+) -> tuple[str, str] | None:
+    """(key, reason) of the first bad value of a locked interpreter archive, None if all are
+    good: the same rules as a wheel's (a ``file://`` URL is allowed: a team's own build on a
+    shared disk; the sha256 still decides what is accepted)."""
+    try:
+        _check_filename(name, "name")
+        if not name.endswith((".tar.gz", ".tgz")):
+            raise _Invalid("name", f"not a .tar.gz archive: {_show(name)}")
+        _check_url(url, allow_file=True, where="url")
+        _check_sha256(sha256, "sha256")
+        if size is not None:
+            _check_size(size, "size")
+    except _Invalid as exc:
+        return exc.location, exc.reason
+    return None

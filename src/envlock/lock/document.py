@@ -19,7 +19,7 @@ from packaging.version import Version
 from envlock import __version__
 from envlock.index.auth import redact
 from envlock.index.simple import DistFile
-from envlock.lock.model import EnvlockTable, LockedTarget, PackageRecord
+from envlock.lock.model import EnvlockTable, LockedInterpreter, LockedTarget, PackageRecord
 from envlock.platforms import Target
 from envlock.resolve import Resolution
 from envlock.spec import EnvironmentSpec
@@ -67,10 +67,14 @@ Digests = Mapping[str, tuple[str, int]]
 
 
 def build_lock(
-    env: EnvironmentSpec, resolutions: Sequence[Resolution], digests: Digests
+    env: EnvironmentSpec,
+    resolutions: Sequence[Resolution],
+    digests: Digests,
+    interpreters: Mapping[str, LockedInterpreter] | None = None,
 ) -> dict[str, Any]:
     """The lock document; ``digests`` maps a file's URL to (sha256, size) where the index does
-    not list them (PEP 700 sizes, hashes)."""
+    not list them (PEP 700 sizes, hashes); ``interpreters`` (platform -> bundled interpreter)
+    makes a bundled lock, whose requires-python is the interpreter's exact version."""
     targets = [r.target for r in resolutions]
     entries: dict[tuple[NormalizedName, Version], _Entry] = {}
     for res in resolutions:
@@ -88,14 +92,18 @@ def build_lock(
     return {
         "lock-version": LOCK_VERSION,
         "environments": [t.marker for t in sorted(targets, key=lambda t: t.platform)],
-        "requires-python": requires_python(env.python),
+        "requires-python": requires_python(targets[0].python if interpreters else env.python),
         "created-by": CREATED_BY,
         "packages": packages,
-        "tool": {"envlock": envlock_table(env, targets)},
+        "tool": {"envlock": envlock_table(env, targets, interpreters)},
     }
 
 
-def envlock_table(env: EnvironmentSpec, targets: Sequence[Target]) -> dict[str, Any]:
+def envlock_table(
+    env: EnvironmentSpec,
+    targets: Sequence[Target],
+    interpreters: Mapping[str, LockedInterpreter] | None = None,
+) -> dict[str, Any]:
     """envlock's own data: what the lock was made from, for ``lock --check``."""
     return EnvlockTable(
         version=__version__,
@@ -109,9 +117,11 @@ def envlock_table(env: EnvironmentSpec, targets: Sequence[Target]) -> dict[str, 
                 marker=t.marker,
                 tag_floor=t.options.floor_for(t.platform_info),
                 best_tag=str(t.tags[0]),
+                interpreter=interpreters[t.platform] if interpreters else None,
             )
             for t in sorted(targets, key=lambda t: t.platform)
         ),
+        interpreter="bundled" if interpreters else "system",
     ).to_dict()
 
 

@@ -30,6 +30,7 @@ from envlock.lock.artifacts import check_package
 from envlock.lock.model import (
     LOCK_HINT,
     EnvlockTable,
+    LockedInterpreter,
     PackageRecord,
     is_python_version,
     lock_error,
@@ -149,6 +150,22 @@ class LockFile:
                 f"{self.path.name} has no {platform} resolution (locked: {locked})",
                 hint=f"add {platform} to the spec's platforms and run `envlock lock`",
             ) from None
+
+    def interpreter(self, platform: str) -> LockedInterpreter | None:
+        """The bundled interpreter of ``platform``; None for a system-interpreter lock."""
+        for t in self.envlock.targets:
+            if t.platform == platform:
+                return t.interpreter
+        self.target(platform)  # the usual error for a platform the lock lacks
+        return None
+
+    def interpreters(self, platforms: Sequence[str] = ()) -> list[LockedInterpreter]:
+        """Interpreter archives of several platforms (default: every locked one), each once."""
+        seen: dict[str, LockedInterpreter] = {}
+        for t in self.envlock.targets:
+            if t.interpreter is not None and (not platforms or t.platform in platforms):
+                seen.setdefault(t.interpreter.sha256, t.interpreter)
+        return list(seen.values())
 
     def artifacts(self, target: Target) -> list[Artifact]:
         """The artifacts this target installs, in lock order (the PEP 751 selection)."""

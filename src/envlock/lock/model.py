@@ -15,10 +15,15 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from packaging.utils import NormalizedName
 
 from envlock.errors import UsageError
 from envlock.platforms import PLATFORMS
+
+if TYPE_CHECKING:
+    from envlock.lock.artifacts import Artifact
 
 LOCK_HINT = "the lock was edited or corrupted: run `envlock lock` to rewrite it"
 
@@ -45,6 +50,49 @@ def _bad(where: Path, key: str, what: str) -> UsageError:
 
 
 @dataclass(frozen=True)
+class LockedInterpreter:
+    """``[tool.envlock.targets.interpreter]``: the relocatable CPython a bundled environment
+    carries, pinned like any artifact (the canonical URL: a mirror is applied when fetching)."""
+
+    version: str  # exact, e.g. "3.11.9"
+    build: str  # python-build-standalone release ("20251010"), "" for a team's own build
+    name: str  # the archive's file name
+    url: str
+    sha256: str
+    size: int | None = None
+
+    @property
+    def artifact(self) -> Artifact:
+        from envlock.lock.artifacts import Artifact
+
+        return Artifact(
+            NormalizedName("python"),
+            self.version,
+            self.name,
+            self.url,
+            self.sha256,
+            self.size,
+            is_wheel=False,
+        )
+
+    @property
+    def label(self) -> str:
+        return f"CPython {self.version}" + (f" ({self.build})" if self.build else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        table: dict[str, Any] = {
+            "version": self.version,
+            "build": self.build,
+            "name": self.name,
+            "url": self.url,
+            "sha256": self.sha256,
+        }
+        if self.size is not None:
+            table["size"] = self.size
+        return table
+
+
+@dataclass(frozen=True)
 class LockedTarget:
     """One platform a lock resolved for."""
 
@@ -53,15 +101,19 @@ class LockedTarget:
     marker: str
     tag_floor: str
     best_tag: str
+    interpreter: LockedInterpreter | None = None  # bundled locks only
 
-    def to_dict(self) -> dict[str, str]:
-        return {
+    def to_dict(self) -> dict[str, Any]:
+        table: dict[str, Any] = {
             "platform": self.platform,
             "python": self.python,
             "marker": self.marker,
             "tag-floor": self.tag_floor,
             "best-tag": self.best_tag,
         }
+        if self.interpreter is not None:
+            table["interpreter"] = self.interpreter.to_dict()
+        return table
 
 
 @dataclass(frozen=True)
@@ -73,12 +125,14 @@ class EnvlockTable:
     spec_hash: str
     platform_tags: Mapping[str, Any]
     targets: tuple[LockedTarget, ...]
+    interpreter: str = "system"  # "bundled": every target has its interpreter
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "version": self.version,
             "environment": self.environment,
             "spec-hash": self.spec_hash,
+            "interpreter": self.interpreter,
             "platform-tags": dict(self.platform_tags),
             "targets": [t.to_dict() for t in self.targets],
         }
@@ -107,12 +161,20 @@ class EnvlockTable:
         }
         if strings["environment"] and not _ENV_NAME.fullmatch(strings["environment"]):
             raise _bad(where, "environment", f"not an environment name: {strings['environment']!r}")
+        mode = _string(where, table, "interpreter") or "system"
+        if mode not in ("bundled", "system"):
+            raise _bad(where, "interpreter", f'must be "bundled" or "system", not {mode!r}')
+        for i, t in enumerate(parsed):
+            if (t.interpreter is not None) != (mode == "bundled"):
+                have = "has" if t.interpreter is not None else "lacks"
+                raise _bad(where, f"targets[{i}].interpreter", f"{have} one in a {mode} lock")
         return cls(
             strings["version"],
             strings["environment"] or "default",
             strings["spec-hash"],
             dict(tags),
             tuple(parsed),
+            mode,
         )
 
 
@@ -137,12 +199,52 @@ def _target(where: Path, i: int, table: Any) -> LockedTarget:
         raise _bad(where, location + ".platform", f"unknown platform {values['platform']!r}")
     if not is_python_version(values["python"]):
         raise _bad(where, location + ".python", f"not a Python version: {values['python']!r}")
+    interpreter = None
+    if "interpreter" in table:
+        interpreter = _interpreter(where, location + ".interpreter", table["interpreter"])
+        if interpreter.version != values["python"]:
+            raise _bad(
+                where,
+                location + ".interpreter.version",
+                f"{interpreter.version} is not the target's python {values['python']}",
+            )
     return LockedTarget(
         values["platform"],
         values["python"],
         values["marker"],
         values["tag-floor"],
         values["best-tag"],
+        interpreter,
+    )
+
+
+_INTERPRETER_KEYS = {"version", "build", "name", "url", "sha256", "size"}
+_EXACT = re.compile(r"3\.\d+\.\d+")
+
+
+def _interpreter(where: Path, location: str, table: Any) -> LockedInterpreter:
+    """A target's interpreter entry, every value checked like an artifact's."""
+    from envlock.lock.artifacts import check_interpreter_file
+
+    if not isinstance(table, Mapping):
+        raise _bad(where, location, "must be a table")
+    unknown = sorted(set(table) - _INTERPRETER_KEYS)
+    if unknown:
+        raise _bad(where, f"{location}.{unknown[0]}", "unknown key")
+    values = {
+        key: _string(where, table, key, location + ".")
+        for key in ("version", "build", "name", "url", "sha256")
+    }
+    if not _EXACT.fullmatch(values["version"]):
+        raise _bad(where, location + ".version", f"not an exact version: {values['version']!r}")
+    if values["build"] and not values["build"].isdigit():
+        raise _bad(where, location + ".build", f"not a build id: {values['build']!r}")
+    size = table.get("size")
+    reason = check_interpreter_file(values["name"], values["url"], values["sha256"], size)
+    if reason is not None:
+        raise _bad(where, f"{location}.{reason[0]}", reason[1])
+    return LockedInterpreter(
+        values["version"], values["build"], values["name"], values["url"], values["sha256"], size
     )
 
 

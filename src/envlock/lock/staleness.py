@@ -19,6 +19,11 @@ def staleness(env: EnvironmentSpec, targets: Sequence[Target]) -> str | None:
         return str(exc)
     if lock is None:
         return f"{path.name} is missing: run `envlock lock`"
+    if lock.envlock.interpreter != env.interpreter:
+        return (
+            f"{path.name} is stale: the spec asks for the {env.interpreter} interpreter, the "
+            f"lock has the {lock.envlock.interpreter} one"
+        )
     if lock.envlock.spec_hash != env.content_hash():
         return (
             f"{path.name} is stale: the spec of environment '{env.label}' changed "

@@ -27,6 +27,7 @@ class BasePython:
     executable: str  # absolute path, in the target platform's syntax
     version: str  # full version if known (probed), else the lock's
     windows: bool
+    note: str | None = None  # why it could not be checked here, for the user
 
     @property
     def home(self) -> str:
@@ -131,5 +132,13 @@ def resolve_base_python(target: Target, option: str | None) -> BasePython:
             )
         return BasePython(option, info["version"], windows=False)
     if is_host:
-        raise UsageError(f"--base-python {option} does not exist on this host")
+        # A path of the machines that will run the environment (a CI host building for a
+        # python:3.11-slim image whose Python is /usr/local/bin/python3.11): taken on trust.
+        return BasePython(
+            option,
+            target.python_full_version,
+            windows=False,
+            note=f"--base-python {option} does not exist here, so it was not checked: it must be "
+            f"a CPython {target.python_version} on the machines that run the environment",
+        )
     return BasePython(option, target.python_full_version, windows=windows)
