@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import re
 import shutil
@@ -55,6 +57,7 @@ def verify(store: ArtifactStore) -> tuple[list[Path], int]:
     """Re-hash every artifact and every file of every unpacked tree; a corrupt artifact is
     removed (with its trees), a corrupt tree is dropped (it is unpacked again from its verified
     wheel when next needed). Returns (bad paths, artifacts and trees checked)."""
+    from envlock.cache.interpreter import cached_interpreters, verify_interpreter
     from envlock.cache.unpack import cached_trees, verify_tree
 
     bad: list[Path] = []
@@ -70,6 +73,12 @@ def verify(store: ArtifactStore) -> tuple[list[Path], int]:
         if damaged:
             bad.extend(tree.root / rel for rel in damaged)
             shutil.rmtree(tree.root, ignore_errors=True)
+    for interpreter in cached_interpreters(store):  # unpacked again from its archive when needed
+        checked += 1
+        damaged = verify_interpreter(interpreter)
+        if damaged:
+            bad.extend(interpreter.root / rel for rel in damaged)
+            shutil.rmtree(interpreter.root, ignore_errors=True)
     return bad, checked
 
 
@@ -107,7 +116,12 @@ class PruneResult:
 
     @property
     def orphans(self) -> int:
-        return sum(1 for d in self.removed if not d.is_artifact)
+        return sum(1 for d in self.removed if not d.is_artifact) - self.run_envs
+
+    @property
+    def run_envs(self) -> int:
+        """Environments of ``envlock run`` whose lock contents no kept lock has."""
+        return sum(1 for d in self.removed if d.name.startswith("envs/"))
 
     @property
     def freed(self) -> int:
@@ -128,7 +142,8 @@ def _needs(path: Path, registered: bool) -> set[str]:
     from envlock.lock import lockfile
 
     try:
-        return {a.sha256 for a in lockfile.load(path).all_artifacts()}
+        lock = lockfile.load(path)
+        return {a.sha256 for a in lock.all_artifacts()} | {i.sha256 for i in lock.interpreters()}
     except EnvlockError as exc:
         if not registered:
             raise
@@ -216,6 +231,68 @@ def doomed(store: ArtifactStore, keep: frozenset[str]) -> list[Doomed]:
     return sorted(out, key=lambda d: (not d.is_artifact, d.name))
 
 
+_RUN_ENV = re.compile(r"(?P<sha>[0-9a-f]{64})-[a-z0-9-]+")
+
+
+def _lock_sha256s(locks: Sequence[Path]) -> set[str]:
+    out = set()
+    for path in locks:
+        with contextlib.suppress(OSError):
+            out.add(hashlib.sha256(path.read_bytes()).hexdigest())
+    return out
+
+
+def stale_run_envs(
+    store: ArtifactStore, kept_locks: Sequence[Path], held: list[int]
+) -> list[Doomed]:
+    """``envlock run`` environments (``envs/<lock sha256>-<platform>``) of lock contents no
+    kept lock has any more; not those in use (a running command holds ``DIR.in-use``) or being
+    built. Each is returned with its in-use file locked exclusively (its descriptor added to
+    ``held``, for the caller to close when the environment is gone)."""
+    from envlock.actions.run import ENVS_DIR, IN_USE_SUFFIX, build_key
+
+    root = store.root / ENVS_DIR
+    if not root.is_dir():
+        return []
+    current = _lock_sha256s(kept_locks)
+    out = []
+    for tree in sorted(root.iterdir()):
+        match = _RUN_ENV.fullmatch(tree.name)
+        if match is None or match["sha"] in current or not tree.is_dir() or tree.is_symlink():
+            continue
+        building = store.try_lock(build_key(match["sha"], tree.name[65:]))
+        if building is None:
+            continue
+        building.release()
+        in_use = tree.with_name(tree.name + IN_USE_SUFFIX)
+        if not _unused(in_use, held):
+            continue
+        extra = tuple(tree.with_name(tree.name + s) for s in (".fresh", IN_USE_SUFFIX))
+        name = tree.relative_to(store.root).as_posix()
+        out.append(Doomed(name, _tree_bytes(tree), (tree, *extra), False))
+    return out
+
+
+def _unused(in_use: Path, held: list[int]) -> bool:
+    """Whether no command runs in the environment (exclusive lock taken and kept, so none
+    starts before it is removed)."""
+    try:
+        import fcntl
+    except ImportError:
+        return False
+    try:
+        fd = os.open(in_use, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    held.append(fd)
+    return True
+
+
 def prune(
     store: ArtifactStore,
     locks: Sequence[Path],
@@ -226,14 +303,18 @@ def prune(
     """Remove what no lock (given, or registered and still there) and no running build needs.
 
     Holds the cache's prune lock throughout, so no build's lease appears meanwhile."""
+    held: list[int] = []
     try:
         with store.lock(registry.PRUNE_LOCK):
             kept = keep_set(store, locks, forget, remove_stale_leases=not dry_run)
-            removed = tuple(doomed(store, kept.sha256s))
+            removed = (*doomed(store, kept.sha256s), *stale_run_envs(store, kept.locks, held))
             if not dry_run:
                 for item in removed:
                     for path in item.paths:
-                        shutil.rmtree(path, ignore_errors=True)
+                        if path.is_dir() and not path.is_symlink():
+                            shutil.rmtree(path, ignore_errors=True)
+                        else:
+                            path.unlink(missing_ok=True)
                 for reg in (*kept.gone, *kept.forgotten):
                     reg.entry.unlink(missing_ok=True)
                 store.clean_leftovers()
@@ -246,4 +327,7 @@ def prune(
             f"cannot prune the cache {store.root}: {exc.strerror or exc}"
             + (f": {exc.filename}" if exc.filename else "")
         ) from None
+    finally:
+        for fd in held:  # after the trees went: a run waiting on one finds it gone
+            os.close(fd)
     return PruneResult(removed, kept, dry_run)

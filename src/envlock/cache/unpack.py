@@ -194,7 +194,7 @@ def _unpack(wheel: Path, root: Path, name: str, version: str, tmp: Path) -> None
                             f"{entry.size}"
                         )
                     declared += entry.size
-            _check_space(tmp, declared, label)
+            check_space(tmp, declared, label)
             rows: list[RecordRow] = []
             for m in members:
                 entry = entries.get(m.name)
@@ -279,7 +279,8 @@ def _read_wheel_file(
     return purelib == "true"
 
 
-def _check_space(where: Path, needed: int, label: str) -> None:
+def check_space(where: Path, needed: int, label: str) -> None:
+    """Refuse to unpack ``needed`` bytes (plus 10 %) where fewer are free."""
     try:
         free = shutil.disk_usage(where).free
     except OSError:

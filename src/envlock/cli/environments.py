@@ -21,6 +21,7 @@ from envlock.cli.output import (
     real_console,
     stderr,
     stdout,
+    warn,
 )
 from envlock.cli.output import progress as live_progress
 from envlock.errors import StaleLockError, UsageError
@@ -258,6 +259,8 @@ def _materialize(
     with live_progress(tracker):
         result = run(lock, platform, store, options, tracker)
     where = result.output if result.output is not None else result.archive
+    if result.note:
+        warn(result.note)
     if result.up_to_date:
         info(
             f"[bold]{target_env.label}[/bold] for {platform}: {where} is up to date with "

@@ -1,4 +1,7 @@
-"""Byte-reproducible ``.tar.gz`` of an environment tree: sorted, fixed times, owners and modes."""
+"""Byte-reproducible ``.tar.gz`` of an environment tree: sorted, fixed times, owners and modes.
+
+Times are fixed, except those given (a bundled interpreter's files keep its archive's times, which
+are reproducible and which the stdlib's timestamp-checked .pyc files depend on)."""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import gzip
 import os
 import stat
 import tarfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from envlock.cache.store import file_sha256
@@ -25,8 +29,17 @@ def _entries(root: Path) -> list[Path]:
     return sorted(out, key=lambda p: p.relative_to(root).as_posix())
 
 
-def write_archive(root: Path, dest: Path, progress: BuildProgress | None = None) -> str:
-    """Write ``dest`` (the tree's contents at the archive root); returns its sha256."""
+def write_archive(
+    root: Path,
+    dest: Path,
+    progress: BuildProgress | None = None,
+    mtimes: Mapping[str, int] | None = None,
+) -> str:
+    """Write ``dest`` (the tree's contents at the archive root); returns its sha256.
+
+    ``mtimes``: times of some regular files (by tree-relative path), kept instead of the fixed
+    one."""
+    mtimes = mtimes or {}
     entries = _entries(root)
     if progress is not None:
         total = sum(p.lstat().st_size for p in entries if p.is_file() and not p.is_symlink())
@@ -54,6 +67,7 @@ def write_archive(root: Path, dest: Path, progress: BuildProgress | None = None)
                 tar.addfile(info)
             else:
                 info.size = st.st_size
+                info.mtime = mtimes.get(rel, FIXED_MTIME)
                 info.mode = 0o755 if st.st_mode & 0o111 else 0o644
                 with path.open("rb") as f:
                     tar.addfile(info, f)

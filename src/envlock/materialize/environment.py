@@ -1,5 +1,9 @@
 """Build an environment from the cache alone: a directory (atomic rename) or an archive.
 
+The environment is a virtual environment on a system interpreter (``interpreter = "system"``
+locks: ``pyvenv.cfg`` names it) or the tree of the lock's bundled interpreter with the packages in
+its own site-packages (:mod:`envlock.materialize.bundled`).
+
 Never opens a network connection. Everything missing is reported before anything is written;
 the tree is staged in a temporary directory and renamed into place, so an interrupted or failed
 build leaves nothing at the output path.
@@ -9,11 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
-import subprocess
 import tempfile
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,7 +32,10 @@ from envlock.core_metadata import MetadataError, parse_metadata, requires_key
 from envlock.errors import IntegrityError, MissingArtifactsError, UsageError
 from envlock.lock.artifacts import Artifact
 from envlock.lock.lockfile import LockFile
+from envlock.lock.model import LockedInterpreter
+from envlock.materialize import bundled
 from envlock.materialize.archive import write_archive
+from envlock.materialize.bytecode import compile_site, compiler
 from envlock.materialize.destination import check_archive, check_directory
 from envlock.materialize.install import (
     Linker,
@@ -40,11 +44,12 @@ from envlock.materialize.install import (
     install,
     plan,
     plan_wheel,
-    write_new,
 )
 from envlock.materialize.layout import Layout
 from envlock.materialize.meta import ENV_META, EnvMeta, read_meta
-from envlock.materialize.python import BasePython, find_host_python, resolve_base_python
+from envlock.materialize.python import resolve_base_python
+from envlock.materialize.staging import remove_leftovers, replace_dir
+from envlock.materialize.venv import write_interpreter
 from envlock.platforms import Target
 from envlock.progress import BuildProgress
 
@@ -78,14 +83,22 @@ class MaterializeResult:
     link_mode: str
     compiled: bool
     up_to_date: bool = False
+    note: str | None = None  # e.g. a --base-python that could not be checked on this host
 
 
 def wheels_for(
-    store: ArtifactStore, lock: LockFile, target: Target, fetch_hint: str
+    store: ArtifactStore,
+    lock: LockFile,
+    target: Target,
+    fetch_hint: str,
+    interpreter: LockedInterpreter | None = None,
 ) -> list[tuple[Artifact, Path, str]]:
-    """(artifact, wheel file, cache key) for every package of the target; all or an error."""
+    """(artifact, wheel file, cache key) for every package of the target; all or an error
+    (which also names a missing ``interpreter`` archive)."""
     out: list[tuple[Artifact, Path, str]] = []
     missing: list[str] = []
+    if interpreter is not None and bundled.archive_of(store, interpreter) is None:
+        missing.append(f"{interpreter.name} (the interpreter)")
     for art in lock.artifacts(target):
         if art.is_wheel:
             try:
@@ -140,9 +153,18 @@ def materialize(
             protected=options.protected,
         )
     target = lock.target(platform)
+    interpreter = lock.interpreter(platform)
+    if interpreter is not None and options.base_python is not None:
+        raise UsageError(
+            f'--base-python is for locks with interpreter = "system"; {lock.path.name} '
+            f"bundles {interpreter.label} for {platform}",
+            hint="drop --base-python: the environment carries its own interpreter",
+        )
     # The lease keeps a concurrent prune off everything this build uses, from the moment it
     # looks for it in the cache until the environment is in place.
     keys = {h for a in lock.artifacts(target) for h in (a.sha256, "built-" + a.sha256)}
+    if interpreter is not None:
+        keys.add(interpreter.sha256)
     with lease(store, keys):
         return _build(lock, target, store, options, progress)
 
@@ -158,29 +180,34 @@ def _build(
 
     output, archive = options.output, options.archive
     remember_lock(store, lock.path)  # so that `cache prune` keeps what this lock needs
-    wheels = wheels_for(store, lock, target, options.fetch_hint)
-    base = resolve_base_python(target, options.base_python)
-    layout = Layout.for_target(target)
+    li = lock.interpreter(target.platform)
+    wheels = wheels_for(store, lock, target, options.fetch_hint, li)
+    layout = Layout.for_target(target, bundled=li is not None)
+    base = None if li is not None else resolve_base_python(target, options.base_python)
     meta = EnvMeta(
         envlock=__version__,
         lock=lock.path.name,
         lock_sha256=lock.sha256,
         environment=lock.environment,
         platform=target.platform,
-        python=base.version,
-        base_python=base.executable,
+        python=base.version if base is not None else li.version if li is not None else "",
+        base_python=base.executable if base is not None else "",
         packages={a.name: a.version for a, _, _ in wheels},
-        compiled=options.compile_bytecode and find_host_python(target.python_version) is not None,
+        compiled=options.compile_bytecode and compiler(target, li is not None) is not None,
+        interpreter=bundled.interpreter_meta(li) if li is not None else {},
     )
+    note = base.note if base is not None else None
     if output is not None and not options.force and _current(output, meta):
-        return MaterializeResult(target, output, None, None, len(wheels), "", meta.compiled, True)
+        return MaterializeResult(
+            target, output, None, None, len(wheels), "", meta.compiled, True, note
+        )
 
     dest = output if output is not None else archive
     assert dest is not None
     dest.parent.mkdir(parents=True, exist_ok=True)
     # Staging goes beside the output (so the final rename is atomic), never into the cache:
     # the cache may be read-only, shared by a fleet.
-    _remove_leftovers(dest)
+    remove_leftovers(dest)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-{os.getpid()}-", dir=dest.parent))
     os.chmod(staging, 0o777 & ~UMASK)  # the environment is for everyone the umask allows
     scratch = staging.with_name(staging.name + "-unpack")
@@ -196,12 +223,34 @@ def _build(
         trees = list(pool.map(unpack, wheels))
         for (art, _, _), tree in zip(wheels, trees, strict=True):
             check_metadata(lock, art, tree)
+        iplan = None
+        if li is not None:
+            iplan = bundled.prepare(
+                store, li, layout, scratch=scratch, fetch_hint=options.fetch_hint
+            )
         plans = plan(
-            [(tree, art.name) for (art, _, _), tree in zip(wheels, trees, strict=True)], layout
+            [(tree, art.name) for (art, _, _), tree in zip(wheels, trees, strict=True)],
+            layout,
+            iplan.occupied if iplan is not None else None,
         )
-        progress.enter("installing", sum(len(mine) for _, mine in plans), "files")
+        files = sum(len(mine) for _, mine in plans)
+        progress.enter("installing", files + (len(iplan.entries) if iplan else 0), "files")
         linker = Linker(options.link_mode)
         root = str(staging)
+        if li is not None and iplan is not None:
+            # The interpreter first: the wheels' files then land in its directories.
+            iplan = bundled.install_interpreter(
+                store,
+                li,
+                iplan,
+                staging,
+                layout,
+                linker,
+                scratch=scratch,
+                fetch_hint=options.fetch_hint,
+                verify_files=options.verify_files,
+                advance=progress.advance,
+            )
 
         def install_one(i: int) -> None:
             wheel_plan, mine = plans[i]
@@ -230,23 +279,29 @@ def _build(
         # Largest first balances the threads; no two plans share a destination.
         order = sorted(range(len(plans)), key=lambda i: -len(plans[i][1]))
         list(pool.map(install_one, order))
-        write_interpreter(staging, layout, base)
+        if iplan is not None:
+            bundled.finish(staging, layout, iplan)
+        else:
+            assert base is not None
+            write_interpreter(staging, layout, base)
         atomic_write_bytes(staging / ENV_META, meta.to_json().encode())
         compiled = False
         if options.compile_bytecode:
             progress.enter("compiling")
-            compiled = _compile(staging, layout, target)
+            compiled = compile_site(staging, layout, compiler(target, iplan is not None))
         sha = None
         if output is not None:
             progress.enter("finishing")
             # Checked again: the directory may have changed while we built.
             check_directory(output, force=True, replace_own=True, protected=options.protected)
-            _replace_dir(staging, output)
+            replace_dir(staging, output)
         else:
             assert archive is not None
             tmp_archive = archive.with_name(f".{archive.name}.tmp-{os.getpid()}-archive")
             try:
-                sha = write_archive(staging, tmp_archive, progress)
+                sha = write_archive(
+                    staging, tmp_archive, progress, iplan.mtimes if iplan is not None else None
+                )
                 os.replace(tmp_archive, archive)
             finally:
                 if tmp_archive.exists():
@@ -255,47 +310,9 @@ def _build(
         pool.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(staging, ignore_errors=True)
         shutil.rmtree(scratch, ignore_errors=True)
-    return MaterializeResult(target, output, archive, sha, len(wheels), linker.mode, compiled)
-
-
-_LEFTOVER = re.compile(r"\.(?:tmp|old)-(\d+)(?:-|$)")
-
-
-def _remove_leftovers(dest: Path, grace: float = 3600.0) -> None:
-    """Staging and backup trees of ``dest`` (``.NAME.tmp-PID-…``, ``.NAME.old-PID``) left by a
-    killed build: removed when their process is gone, or after ``grace`` seconds."""
-    prefix = f".{dest.name}."
-    try:
-        names = [n for n in os.listdir(dest.parent) if n.startswith(prefix)]
-    except OSError:
-        return
-    now = time.time()
-    for name in names:
-        match = _LEFTOVER.match(name[len(prefix) - 1 :])
-        if match is None:
-            continue
-        path = dest.parent / name
-        try:
-            old = now - path.lstat().st_mtime > grace
-        except OSError:
-            continue
-        if old or not _alive(int(match.group(1))):
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # exists, owned by someone else
-    return True
+    return MaterializeResult(
+        target, output, archive, sha, len(wheels), linker.mode, compiled, note=note
+    )
 
 
 def _current(output: Path, meta: EnvMeta) -> bool:
@@ -338,100 +355,3 @@ def check_metadata(lock: LockFile, art: Artifact, tree: UnpackedWheel) -> None:
             hint="the index's metadata (PEP 658) disagrees with the wheel: re-lock, and check "
             "the index",
         )
-
-
-def _replace_dir(staging: Path, output: Path) -> None:
-    if not (output.exists() or output.is_symlink()):
-        try:
-            os.replace(staging, output)
-        except OSError:  # another process put something there meanwhile
-            raise UsageError(
-                f"{output} appeared while building", hint="pass --force to replace it"
-            ) from None
-        return
-    old = output.with_name(f".{output.name}.old-{os.getpid()}")
-    os.replace(output, old)
-    try:
-        os.replace(staging, output)
-    except BaseException:
-        os.replace(old, output)
-        raise
-    if old.is_dir() and not old.is_symlink():
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        old.unlink()
-
-
-def write_interpreter(root: Path, layout: Layout, base: BasePython) -> None:
-    """pyvenv.cfg and the ``python`` links: the only place the base interpreter is named."""
-    cfg = (
-        f"home = {base.home}\n"
-        "include-system-site-packages = false\n"
-        f"version = {base.version}\n"
-        f"executable = {base.executable}\n"
-        f"envlock = {__version__}\n"
-    )
-    write_new(str(root / "pyvenv.cfg"), cfg.encode(), executable=False)
-    scripts = root / layout.scripts
-    scripts.mkdir(parents=True, exist_ok=True)
-    (root / layout.site_packages).mkdir(parents=True, exist_ok=True)
-    if layout.windows:
-        return  # python.exe is made on Windows itself: see README "Windows environments"
-    for name in ("python", "python3", f"python{layout.python_version}"):
-        link = scripts / name
-        if link.exists() or link.is_symlink():
-            link.unlink()
-        os.symlink(base.executable, link)
-    write_new(str(scripts / "activate"), _ACTIVATE.encode(), executable=False)
-
-
-# A relocatable activate script for bash and zsh: it finds the environment from its own path.
-_ACTIVATE = """\
-# Source this file (bash or zsh): . bin/activate   — leave with: deactivate
-if [ -n "${BASH_SOURCE-}" ]; then _envlock_self="${BASH_SOURCE[0]}"; \
-elif [ -n "${ZSH_VERSION-}" ]; then _envlock_self="${(%):-%x}"; else _envlock_self="$0"; fi
-VIRTUAL_ENV="$(cd "$(dirname "$_envlock_self")/.." && pwd)"
-export VIRTUAL_ENV
-_ENVLOCK_OLD_PATH="$PATH"
-PATH="$VIRTUAL_ENV/bin:$PATH"
-export PATH
-unset _envlock_self
-deactivate () {
-    PATH="$_ENVLOCK_OLD_PATH"; export PATH
-    unset VIRTUAL_ENV _ENVLOCK_OLD_PATH
-    unset -f deactivate
-    hash -r 2>/dev/null
-}
-hash -r 2>/dev/null
-"""
-
-
-def _compile(root: Path, layout: Layout, target: Target) -> bool:
-    """Byte-compile site-packages with a host interpreter of the target's Python version."""
-    python = find_host_python(target.python_version)
-    if python is None:
-        return False
-    site = root / layout.site_packages
-    # checked-hash pycs and a fixed path prefix keep the output independent of when and where
-    # it was built (reproducible archives) and valid after the tree moves.
-    subprocess.run(
-        [
-            python.executable,
-            "-I",
-            "-m",
-            "compileall",
-            "-q",
-            "-j",
-            "0",
-            "--invalidation-mode",
-            "checked-hash",
-            "-s",
-            str(root),
-            "-p",
-            "/",
-            str(site),
-        ],
-        check=False,
-        capture_output=True,
-    )
-    return True

@@ -2,11 +2,12 @@
 
 Installing is planned first, for all wheels together (:func:`plan`): every file's destination,
 so that two packages writing different bytes to one path, a wheel shipping a file envlock writes
-itself (``pyvenv.cfg``, ``envlock.json``, the interpreter links, activation scripts) and entry
-points named like the interpreter are errors before anything is written. The plan then places
-files (:func:`install`): hard-linked from the cache when possible, copied otherwise; generated
-files (launchers, rewritten scripts, ``INSTALLER``, ``RECORD``) are always new files written
-beside their destination and renamed into place, never written through an existing link.
+itself (``pyvenv.cfg``, ``envlock.json``, the interpreter links, activation scripts) or a path of
+a bundled interpreter's tree, and entry points named like the interpreter are errors before
+anything is written. The plan then places files (:func:`install`): hard-linked from the cache
+when possible, copied otherwise; generated files (launchers, rewritten scripts, ``INSTALLER``,
+``RECORD``) are always new files written beside their destination and renamed into place, never
+written through an existing link.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import io
 import os
 import re
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -25,7 +26,7 @@ from envlock.cache.records import file_record_hash, record_hash
 from envlock.cache.unpack import RecordRow, UnpackedWheel, check_stamp
 from envlock.errors import IntegrityError
 from envlock.materialize.layout import Layout
-from envlock.materialize.meta import ENV_META
+from envlock.materialize.meta import ENV_META, INTERPRETER_RECORD
 from envlock.materialize.scripts import (
     entry_points,
     posix_launcher,
@@ -66,7 +67,9 @@ def reserved_paths(layout: Layout) -> frozenset[str]:
     names = ["python", "python3", f"python{layout.python_version}", "activate"]
     if layout.windows:
         names = [*(f"{n}.exe" for n in names[:3]), "pythonw.exe", "activate.bat", "Activate.ps1"]
-    return frozenset(["pyvenv.cfg", ENV_META, *(f"{scripts}/{n}" for n in names)])
+    return frozenset(
+        ["pyvenv.cfg", ENV_META, INTERPRETER_RECORD, *(f"{scripts}/{n}" for n in names)]
+    )
 
 
 def plan_wheel(tree: UnpackedWheel, layout: Layout, project: str) -> WheelPlan:
@@ -105,7 +108,7 @@ def plan_wheel(tree: UnpackedWheel, layout: Layout, project: str) -> WheelPlan:
         for name, module, attr in eps:
             _check_script_name(name, tree)
             scripts = (
-                windows_launchers(name, module, attr)
+                windows_launchers(name, module, attr, layout.windows_python)
                 if layout.windows
                 else {name: posix_launcher(module, attr)}
             )
@@ -127,14 +130,19 @@ def _generated(dest: str, data: bytes, project: str) -> Placement:
 
 
 def plan(
-    trees: Sequence[tuple[UnpackedWheel, str]], layout: Layout
+    trees: Sequence[tuple[UnpackedWheel, str]],
+    layout: Layout,
+    occupied: Mapping[str, str] | None = None,
 ) -> list[tuple[WheelPlan, list[Placement]]]:
     """Plans for every wheel, checked together; for each, the placements it installs.
 
     Identical bytes at one path (a shared namespace ``__init__.py``) are installed once, by the
-    first package in lock order; different bytes are an error naming both packages."""
+    first package in lock order; different bytes are an error naming both packages.
+    ``occupied`` maps the paths a bundled interpreter places to their kind ("file", "link",
+    "dir"): no wheel may write one of them, or below a file or link of them."""
     reserved = reserved_paths(layout)
     fold = str.lower if layout.windows else str  # one file on a case-insensitive file system
+    taken = {fold(k): v for k, v in (occupied or {}).items()}
     owners: dict[str, Placement] = {}
     out = []
     for tree, project in trees:
@@ -145,6 +153,8 @@ def plan(
                 raise IntegrityError(
                     f"{project} ({tree.dist_info}) ships {p.dest}, which envlock writes itself"
                 )
+            if taken:
+                _check_interpreter_clash(p.dest, taken, fold, project, tree)
             other = owners.get(fold(p.dest))
             if other is None:
                 owners[fold(p.dest)] = p
@@ -155,6 +165,28 @@ def plan(
                 )
         out.append((wheel_plan, mine))
     return out
+
+
+def _check_interpreter_clash(
+    dest: str,
+    taken: Mapping[str, str],
+    fold: Callable[[str], str],
+    project: str,
+    tree: UnpackedWheel,
+) -> None:
+    """A wheel must not replace, nor write through, a file of the bundled interpreter."""
+    key = fold(dest)
+    if key in taken:
+        raise IntegrityError(
+            f"{project} ({tree.dist_info}) ships {dest}, which is part of the bundled interpreter"
+        )
+    parts = key.split("/")
+    for i in range(1, len(parts)):
+        if taken.get("/".join(parts[:i]), "dir") != "dir":
+            raise IntegrityError(
+                f"{project} ({tree.dist_info}) ships {dest}, inside "
+                f"{'/'.join(dest.split('/')[:i])}, a file of the bundled interpreter"
+            )
 
 
 @dataclass

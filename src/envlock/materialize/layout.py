@@ -9,14 +9,16 @@ from envlock.platforms import Target
 
 @dataclass(frozen=True)
 class Layout:
-    """Relative paths of a virtual environment for one target platform."""
+    """Relative paths of an environment for one target platform: a virtual environment, or
+    (``bundled``) the tree of the environment's own interpreter, which has the same paths."""
 
     windows: bool
     python_version: str  # "3.11"
+    bundled: bool = False  # the interpreter is in the environment itself, not named by pyvenv.cfg
 
     @classmethod
-    def for_target(cls, target: Target) -> Layout:
-        return cls(target.platform_info.windows, target.python_version)
+    def for_target(cls, target: Target, *, bundled: bool = False) -> Layout:
+        return cls(target.platform_info.windows, target.python_version, bundled)
 
     @property
     def site_packages(self) -> str:
@@ -27,6 +29,11 @@ class Layout:
     @property
     def scripts(self) -> str:
         return "Scripts" if self.windows else "bin"
+
+    @property
+    def windows_python(self) -> str:
+        """The interpreter as a launcher in ``Scripts`` names it: ``%~dp0`` + this."""
+        return "..\\python.exe" if self.bundled else "python.exe"
 
     def headers(self, project: str) -> str:
         root = "Include" if self.windows else "include"

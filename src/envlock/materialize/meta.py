@@ -11,6 +11,9 @@ from pathlib import Path
 from envlock.errors import UsageError
 
 ENV_META = "envlock.json"
+# A bundled environment's interpreter files (path, hash, size; links as ``symlink=<target>``),
+# in RECORD's CSV form, so ``verify`` checks them like a package's files.
+INTERPRETER_RECORD = "envlock-interpreter.RECORD"
 
 
 @dataclass(frozen=True)
@@ -21,13 +24,26 @@ class EnvMeta:
     environment: str
     platform: str
     python: str
-    base_python: str
+    base_python: str  # "" for a bundled interpreter
     packages: Mapping[str, str] = field(default_factory=dict)
     compiled: bool = False
+    # A bundled interpreter: its version, build, archive name and sha256 (empty for a venv).
+    interpreter: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def bundled(self) -> bool:
+        return bool(self.interpreter)
 
     def to_json(self) -> str:
         data = {k.replace("_", "-"): v for k, v in asdict(self).items()}
         data["packages"] = dict(sorted(self.packages.items()))
+        # Each mode records only its own interpreter (a venv's envlock.json is as before).
+        if self.interpreter:
+            data["interpreter"] = dict(sorted(self.interpreter.items()))
+            if not self.base_python:
+                del data["base-python"]
+        else:
+            del data["interpreter"]
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
     @classmethod
@@ -39,6 +55,9 @@ class EnvMeta:
         packages = data.get("packages", {})
         if not isinstance(packages, dict):
             raise ValueError("packages is not a table")
+        interpreter = data.get("interpreter", {})
+        if not isinstance(interpreter, dict):
+            raise ValueError("interpreter is not a table")
 
         def text_of(key: str) -> str:
             value = data.get(key, "")
@@ -56,6 +75,7 @@ class EnvMeta:
             base_python=text_of("base-python"),
             packages={str(k): str(v) for k, v in packages.items()},
             compiled=bool(data.get("compiled", False)),
+            interpreter={str(k): str(v) for k, v in interpreter.items()},
         )
 
 

@@ -2,7 +2,7 @@
 
 POSIX: a ``/bin/sh`` prologue finds ``python`` beside the script (through symlinks), so no path
 of the build machine is written. Windows: ``NAME.cmd`` runs ``NAME-script.py`` with the
-``python.exe`` beside it (see README: "Windows environments").
+environment's ``python.exe`` (see README: "Windows environments").
 """
 
 from __future__ import annotations
@@ -62,9 +62,14 @@ def posix_launcher(module: str, attr: str | None) -> bytes:
     return (POSIX_PROLOGUE + script_body(module, attr)).encode()
 
 
-def windows_launchers(name: str, module: str, attr: str | None) -> dict[str, bytes]:
-    """``NAME-script.py`` and ``NAME.cmd`` (no .exe: those can only be made on Windows)."""
-    cmd = f'@echo off\r\n"%~dp0python.exe" "%~dp0{name}-script.py" %*\r\n'
+def windows_launchers(
+    name: str, module: str, attr: str | None, python: str = "python.exe"
+) -> dict[str, bytes]:
+    """``NAME-script.py`` and ``NAME.cmd`` (no .exe: those can only be made on Windows).
+
+    ``python`` is the interpreter relative to the scripts directory: ``python.exe`` beside the
+    scripts in a virtual environment, ``..\\python.exe`` at the root of a bundled one."""
+    cmd = f'@echo off\r\n"%~dp0{python}" "%~dp0{name}-script.py" %*\r\n'
     return {f"{name}-script.py": script_body(module, attr).encode(), f"{name}.cmd": cmd.encode()}
 
 
