@@ -176,6 +176,7 @@ class IndexServer:
         self._trickles: list[tuple[str, float]] = []
         self._metadata_overrides: dict[str, bytes] = {}
         self._moved: dict[str, str] = {}
+        self._raw_files: dict[str, Path] = {}  # publish_file(): served, never listed
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         for dist in dists:
@@ -263,6 +264,18 @@ class IndexServer:
             self._display_names.setdefault(project, dist.name)
             self._touch(project)
         return path
+
+    def publish_file(self, name: str, data: bytes) -> str:
+        """Serve ``data`` at ``/files/NAME`` (not listed on any project page, e.g. an
+        interpreter archive); returns its absolute URL. Publishing the same name replaces it."""
+        if not name or "/" in name or name.startswith("."):
+            raise ValueError(f"publish_file needs a plain file name, not {name!r}")
+        path = self.workdir / "raw-files" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        with self._lock:
+            self._raw_files[name] = path
+        return self.file_url(name)
 
     def yank(self, filename: str, reason: str = "") -> None:
         """Mark a published file yanked (PEP 592); empty reason -> ``yanked: true``."""
@@ -557,8 +570,13 @@ class IndexServer:
             data = Path(f"{meta_entry.path}.metadata").read_bytes()
             return 200, {"Content-Type": "text/plain; charset=utf-8"}, data
         if entry is None:
-            return 404, {}, b"not found\n"
-        data = entry.path.read_bytes()
+            with self._lock:
+                raw = self._raw_files.get(name)
+            if raw is None:
+                return 404, {}, b"not found\n"
+            data = raw.read_bytes()
+        else:
+            data = entry.path.read_bytes()
         resp = {"Content-Type": "application/octet-stream"}
         if not self.range_requests:
             return 200, resp, data

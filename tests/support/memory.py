@@ -18,7 +18,7 @@ from packaging.utils import canonicalize_name
 
 from envlock.core_metadata import CoreMetadata, MetadataError, parse_metadata
 from envlock.index.simple import JSON_CONTENT_TYPE, DistFile, ProjectPage, parse_project_page
-from envlock.spec import Index
+from envlock.spec_indexes import Index
 
 from .wheels import Dist, metadata_bytes
 
