@@ -41,9 +41,9 @@ def _root(
 
 
 def _register() -> None:
-    from envlock.cli import cache_commands, environments, lock_command
+    from envlock.cli import cache_commands, environments, lock_command, run_command
 
-    for module in (lock_command, environments, cache_commands):
+    for module in (lock_command, environments, run_command, cache_commands):
         module.register(app)
 
 

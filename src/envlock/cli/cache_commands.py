@@ -91,6 +91,8 @@ def prune_(
     summary = f"{verb} {result.artifacts} artifact(s)"
     if result.orphans:
         summary += f" and {result.orphans} orphaned tree(s)"
+    if result.run_envs:
+        summary += f" and {result.run_envs} `envlock run` environment(s) of old locks"
     summary += f", {freed} {result.freed / 1e6:.1f} MB; kept what {len(kept.locks)} lock(s) need"
     if kept.leases:
         summary += f" and {kept.leases} running build(s) use"

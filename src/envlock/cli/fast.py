@@ -1,16 +1,21 @@
-"""``envlock lock --check`` without the CLI framework: pre-commit and CI run it on every commit.
+"""``envlock lock --check`` and a warm ``envlock run`` without the CLI framework: pre-commit and
+CI run the first on every commit, and the second should cost little more than Python's start.
 
 Typer alone costs more to import than the whole check, so the plain forms of the command
 (``--spec``, ``--env``, ``--platform``, ``--exclude-newer``, ``--cache-dir``, ``-q``) are
 handled here; anything else (``--online``, ``-v``, ``--help``, an unknown flag) returns None and
-goes through the full CLI, which gives the same answers.
+goes through the full CLI, which gives the same answers. ``run`` is handled here only when its
+environment is built and a full run found the lock fresh for exactly the current files (see
+:mod:`envlock.actions.run`); it imports nothing but ``hashlib`` on the way to ``exec``.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
-from pathlib import Path
+
+TYPE_CHECKING = False  # not typing's: importing typing costs a warm `run` ~15 ms
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 _VALUED = {"--spec", "--env", "-e", "--platform", "-p", "--exclude-newer", "--cache-dir"}
 _FLAGS = {"--check", "-q", "--quiet"}
@@ -36,10 +41,15 @@ def _parse(argv: Sequence[str]) -> dict[str, list[str]] | None:
 
 
 def fast_check(argv: Sequence[str]) -> int | None:
-    """Run ``lock --check`` if ``argv`` is a plain form of it; the exit code, or None."""
+    """Run ``lock --check`` if ``argv`` is a plain form of it (or exec a warm ``run``); the exit
+    code, or None."""
+    if argv and argv[0] == "run":
+        return fast_run(argv[1:])
     parsed = _parse(argv)
     if parsed is None:
         return None
+    from pathlib import Path
+
     from envlock.errors import EnvlockError
 
     quiet = "-q" in parsed or "--quiet" in parsed
@@ -65,6 +75,61 @@ def fast_check(argv: Sequence[str]) -> int | None:
         for e in envs:
             sys.stderr.write(f"{e.lock_path.name} is up to date\n")
     return 0
+
+
+_RUN_VALUED = {"--spec", "--env", "-e", "--cache-dir"}
+_RUN_FLAGS = {"--frozen", "-q", "--quiet"}
+
+
+def _parse_run(argv: Sequence[str]) -> tuple[dict[str, str], list[str]] | None:
+    """``run``'s options and the command (after ``--`` or the first plain word), or None."""
+    found: dict[str, str] = {}
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        if arg == "--":
+            break
+        name, eq, value = arg.partition("=")
+        if arg in _RUN_FLAGS:
+            found[arg] = ""
+        elif name in _RUN_VALUED and eq and name.startswith("--"):
+            found[name] = value
+        elif arg in _RUN_VALUED and args:
+            found["--env" if arg == "-e" else arg] = args.pop(0)
+        elif arg.startswith("-"):
+            return None  # -v, --help, an unknown flag: the full CLI
+        else:
+            args.insert(0, arg)
+            break
+    return (found, args) if args else None
+
+
+def fast_run(argv: Sequence[str]) -> int | None:
+    """Exec a command in its already built, already checked environment; None (the full CLI
+    checks, builds and runs) when that is not the case. Returns only on failure to start."""
+    parsed = _parse_run(argv)
+    if parsed is None:
+        return None
+    options, command = parsed
+    from envlock.actions.run import command_environment, exec_command, hold, warm_environment
+
+    directory = warm_environment(
+        options.get("--spec", "envlock.toml"),
+        options.get("--env", "default"),
+        "--frozen" in options,
+        options.get("--cache-dir"),
+    )
+    if directory is None or not hold(directory):
+        return None
+    from envlock.errors import EnvlockError
+
+    try:
+        exec_command(command, command_environment(directory))
+    except EnvlockError as exc:
+        _print("error: ", exc.message, "bold red")
+        if exc.hint:
+            _print("", f"hint: {exc.hint}", "dim")
+        return exc.exit_code
 
 
 def _print(prefix: str, message: str, style: str) -> None:
