@@ -239,10 +239,18 @@ def plan(
                     **out,
                     **_locked(choose(table, keep, rest, exclude_newer=env.exclude_newer), previous),
                 }
-    return {
-        **out,
-        **_locked(choose(table, wanted, rest, exclude_newer=env.exclude_newer), previous),
-    }
+    try:
+        chosen = choose(table, wanted, rest, exclude_newer=env.exclude_newer)
+    except SpecError as exc:
+        if not versions:
+            raise
+        raise SpecError(
+            f"{exc.message}: {', '.join(rest)} must use the version of [interpreter-sources] "
+            f"({wanted})",
+            hint=f"add [interpreter-sources.{rest[0]}] too, or use a version python-build-"
+            "standalone has",
+        ) from None
+    return {**out, **_locked(chosen, previous)}
 
 
 def _locked(

@@ -22,6 +22,7 @@ from envlock._toml import tomllib
 from envlock._urls import redact
 from envlock.errors import SpecError
 from envlock.platforms import PlatformOptions, Target, host_platform
+from envlock.spec_indexes import Index, insecure_hosts, parse_indexes
 from envlock.spec_interpreter import (
     MIRROR_ENV,
     InterpreterMode,
@@ -38,7 +39,6 @@ from envlock.spec_values import (
     platform_options,
 )
 
-DEFAULT_INDEX_URL = "https://pypi.org/simple/"
 SPEC_FILENAME = "envlock.toml"
 Prerelease = Literal["disallow", "allow"]
 PRERELEASE_MODES: tuple[Prerelease, ...] = ("disallow", "allow")
@@ -69,26 +69,8 @@ _ENV_KEYS = {
     "uniform-versions",
     "interpreter",
 }
-_INDEX_KEYS = {"name", "url", "packages"}
 _ENV_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _PYTHON = re.compile(r"^3\.\d+(\.\d+)?$")
-
-
-@dataclass(frozen=True)
-class Index:
-    """A package index: a name, its simple-API base URL, and the packages pinned to it.
-
-    An index with ``packages`` serves exactly those packages and nothing else; they are never
-    taken from another index.
-    """
-
-    name: str
-    url: str
-    packages: frozenset[NormalizedName] = frozenset()
-
-    @property
-    def explicit(self) -> bool:
-        return bool(self.packages)
 
 
 @dataclass(frozen=True)
@@ -230,13 +212,13 @@ def parse_spec(data: Mapping[str, Any], path: Path) -> Spec:
     python = _python(ctx, data.get("python"), "python")
     platforms = _platforms(ctx, data.get("platforms", [host_platform()]), "platforms")
     deps = _dependencies(ctx, data.get("dependencies", []), "dependencies")
-    indexes = _indexes(ctx, data.get("index"))
+    indexes = parse_indexes(ctx, data.get("index"))
     exclude_newer = _timestamp(ctx, data.get("exclude-newer"), "exclude-newer")
     allow_sdist = _allow_sdist(ctx, data.get("allow-sdist", False), "allow-sdist")
     prerelease = _prerelease(ctx, data.get("prerelease", "disallow"), "prerelease")
     options = platform_options(ctx, data.get("platform-tags", {}))
     uniform = _bool(ctx, data.get("uniform-versions", False), "uniform-versions")
-    insecure = _insecure_hosts(ctx, data.get("insecure-hosts", []))
+    insecure = insecure_hosts(ctx, data.get("insecure-hosts", []))
     mode = interpreter_mode(ctx, data.get("interpreter", "bundled"), "interpreter")
     mirror = python_mirror(ctx, data.get("python-mirror"))
     sources = interpreter_sources(ctx, data.get("interpreter-sources"))
@@ -341,67 +323,10 @@ def _dependencies(ctx: Where, value: Any, key: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _indexes(ctx: Where, value: Any) -> tuple[Index, ...]:
-    override = os.environ.get("ENVLOCK_INDEX_URL")
-    if value is None:
-        indexes = [Index("pypi", DEFAULT_INDEX_URL)]
-    else:
-        if not isinstance(value, list) or not value:
-            raise ctx.fail("index", "must be one or more [[index]] tables")
-        indexes = []
-        seen: set[str] = set()
-        for i, table in enumerate(value):
-            key = f"index[{i}]"
-            if not isinstance(table, Mapping):
-                raise ctx.fail(key, "must be a table with 'name' and 'url'")
-            check_keys(ctx, table, _INDEX_KEYS, key + ".")
-            name, url = table.get("name"), table.get("url")
-            if not isinstance(name, str) or not name:
-                raise ctx.fail(f"{key}.name", "is required (a short name for the index)")
-            if name in seen:
-                raise ctx.fail(f"{key}.name", f"duplicate index name {name!r}")
-            seen.add(name)
-            if not isinstance(url, str) or not re.match(r"^(https?|file)://[^\s]*$", url):
-                raise ctx.fail(
-                    f"{key}.url", "must be an http(s):// or file:// URL of a simple index"
-                )
-            packages = _names(ctx, table.get("packages", []), f"{key}.packages")
-            for other in indexes:
-                for name_ in sorted(other.packages & packages):
-                    raise ctx.fail(
-                        f"{key}.packages",
-                        f"{name_!r} is already pinned to index {other.name!r}",
-                    )
-            indexes.append(Index(name, url, packages))
-    if override:
-        indexes[0] = Index(indexes[0].name, override, indexes[0].packages)
-    return tuple(
-        Index(i.name, i.url if i.url.endswith("/") else i.url + "/", i.packages) for i in indexes
-    )
-
-
-def _names(ctx: Where, value: Any, key: str) -> frozenset[NormalizedName]:
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise ctx.fail(key, "must be a list of package names")
-    for v in value:
-        if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?", v):
-            raise ctx.fail(key, f"not a package name: {v!r}")
-    return frozenset(canonicalize_name(v) for v in value)
-
-
 def _bool(ctx: Where, value: Any, key: str) -> bool:
     if not isinstance(value, bool):
         raise ctx.fail(key, f"must be true or false, got {value!r}")
     return value
-
-
-def _insecure_hosts(ctx: Where, value: Any) -> frozenset[str]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ctx.fail("insecure-hosts", 'must be a list of host names, e.g. ["mirror.lan"]')
-    for v in value:
-        if not re.fullmatch(r"[A-Za-z0-9.\-\[\]:]+", v):
-            raise ctx.fail("insecure-hosts", f"not a host name (or host:port): {v!r}")
-    return frozenset(v.lower() for v in value)
 
 
 def _timestamp(ctx: Where, value: Any, key: str) -> datetime | None:

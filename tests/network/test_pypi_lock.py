@@ -91,10 +91,7 @@ def test_bundled_interpreter_entries_come_from_pbs_installers_table(tmp_path: Pa
     from pbs_installer._versions import get_python_versions
 
     table = {
-        (url, sha)
-        for files in get_python_versions().values()
-        for url, sha in files.values()
-        if sha
+        (url, sha) for files in get_python_versions().values() for url, sha in files.values() if sha
     }
     for platform in platforms:
         entry = targets[platform]["interpreter"]

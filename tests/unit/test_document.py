@@ -25,7 +25,8 @@ from envlock.lock.lockfile import HEADER, render, write_lock
 from envlock.lock.staleness import check, staleness
 from envlock.platforms import PLATFORM_NAMES, Target
 from envlock.resolve import Resolution, ResolvedPackage
-from envlock.spec import EnvironmentSpec, Index
+from envlock.spec import EnvironmentSpec
+from envlock.spec_indexes import Index
 
 INDEX = "https://pkgs.example.com/simple/"
 UPLOADED = datetime(2024, 2, 3, 4, 5, 6, tzinfo=timezone.utc)

@@ -25,7 +25,8 @@ from envlock.lock.lockfile import LockFile, marker_matches, render
 from envlock.lock.model import LOCK_HINT, LockedInterpreter
 from envlock.platforms import Target
 from envlock.resolve import Resolution, ResolvedPackage
-from envlock.spec import EnvironmentSpec, Index
+from envlock.spec import EnvironmentSpec
+from envlock.spec_indexes import Index
 
 INDEX = "https://pkgs.example.com/simple/"
 FILES = "https://files.example.com/x/"

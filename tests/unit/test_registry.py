@@ -22,7 +22,8 @@ from envlock.lock.document import build_lock
 from envlock.lock.lockfile import write_lock
 from envlock.platforms import Target
 from envlock.resolve import Resolution, ResolvedPackage
-from envlock.spec import EnvironmentSpec, Index
+from envlock.spec import EnvironmentSpec
+from envlock.spec_indexes import Index
 
 INDEX = "https://pkgs.example.com/simple/"
 

@@ -11,7 +11,8 @@ import pytest
 from envlock._toml import tomllib
 from envlock.errors import SpecError
 from envlock.platforms import PlatformOptions
-from envlock.spec import DEFAULT_INDEX_URL, Index, load_spec, parse_spec
+from envlock.spec import load_spec, parse_spec
+from envlock.spec_indexes import DEFAULT_INDEX_URL, Index
 
 FULL_SPEC = """\
 python = "3.11"

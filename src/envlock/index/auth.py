@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlsplit
 import httpx
 
 from envlock._urls import host_of, redact
-from envlock.spec import Index
+from envlock.spec_indexes import Index
 
 __all__ = ["BasicAuth", "Credentials", "host_of", "redact"]
 

@@ -31,7 +31,8 @@ from envlock.index.transport import (
     set_deadline,
     ssl_context,
 )
-from envlock.spec import EnvironmentSpec, Index
+from envlock.spec import EnvironmentSpec
+from envlock.spec_indexes import Index
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 USER_AGENT = f"envlock/{__version__}"

@@ -29,7 +29,7 @@ from envlock.index.metadata import download, fetch_wheel_metadata
 from envlock.index.sdist import sdist_metadata
 from envlock.index.simple import ACCEPT, SUPPORTED_API, DistFile, ProjectPage, parse_project_page
 from envlock.progress import LockProgress
-from envlock.spec import Index
+from envlock.spec_indexes import Index
 
 
 class Repository(Protocol):

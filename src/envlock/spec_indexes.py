@@ -1,0 +1,90 @@
+"""The spec's ``[[index]]`` tables and ``insecure-hosts``: where packages may come from."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from packaging.utils import NormalizedName, canonicalize_name
+
+from envlock.spec_values import Where, check_keys
+
+DEFAULT_INDEX_URL = "https://pypi.org/simple/"
+_INDEX_KEYS = {"name", "url", "packages"}
+
+
+@dataclass(frozen=True)
+class Index:
+    """A package index: a name, its simple-API base URL, and the packages pinned to it.
+
+    An index with ``packages`` serves exactly those packages and nothing else; they are never
+    taken from another index.
+    """
+
+    name: str
+    url: str
+    packages: frozenset[NormalizedName] = frozenset()
+
+    @property
+    def explicit(self) -> bool:
+        return bool(self.packages)
+
+
+def parse_indexes(ctx: Where, value: Any) -> tuple[Index, ...]:
+    override = os.environ.get("ENVLOCK_INDEX_URL")
+    if value is None:
+        indexes = [Index("pypi", DEFAULT_INDEX_URL)]
+    else:
+        if not isinstance(value, list) or not value:
+            raise ctx.fail("index", "must be one or more [[index]] tables")
+        indexes = []
+        seen: set[str] = set()
+        for i, table in enumerate(value):
+            key = f"index[{i}]"
+            if not isinstance(table, Mapping):
+                raise ctx.fail(key, "must be a table with 'name' and 'url'")
+            check_keys(ctx, table, _INDEX_KEYS, key + ".")
+            name, url = table.get("name"), table.get("url")
+            if not isinstance(name, str) or not name:
+                raise ctx.fail(f"{key}.name", "is required (a short name for the index)")
+            if name in seen:
+                raise ctx.fail(f"{key}.name", f"duplicate index name {name!r}")
+            seen.add(name)
+            if not isinstance(url, str) or not re.match(r"^(https?|file)://[^\s]*$", url):
+                raise ctx.fail(
+                    f"{key}.url", "must be an http(s):// or file:// URL of a simple index"
+                )
+            packages = _names(ctx, table.get("packages", []), f"{key}.packages")
+            for other in indexes:
+                for name_ in sorted(other.packages & packages):
+                    raise ctx.fail(
+                        f"{key}.packages",
+                        f"{name_!r} is already pinned to index {other.name!r}",
+                    )
+            indexes.append(Index(name, url, packages))
+    if override:
+        indexes[0] = Index(indexes[0].name, override, indexes[0].packages)
+    return tuple(
+        Index(i.name, i.url if i.url.endswith("/") else i.url + "/", i.packages) for i in indexes
+    )
+
+
+def _names(ctx: Where, value: Any, key: str) -> frozenset[NormalizedName]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ctx.fail(key, "must be a list of package names")
+    for v in value:
+        if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?", v):
+            raise ctx.fail(key, f"not a package name: {v!r}")
+    return frozenset(canonicalize_name(v) for v in value)
+
+
+def insecure_hosts(ctx: Where, value: Any) -> frozenset[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ctx.fail("insecure-hosts", 'must be a list of host names, e.g. ["mirror.lan"]')
+    for v in value:
+        if not re.fullmatch(r"[A-Za-z0-9.\-\[\]:]+", v):
+            raise ctx.fail("insecure-hosts", f"not a host name (or host:port): {v!r}")
+    return frozenset(v.lower() for v in value)
