@@ -88,3 +88,11 @@ class IntegrityError(EnvlockError):
     """Bytes differ from what they were promised (hash, size, metadata), or a wheel is unsafe."""
 
     exit_code = 4
+
+
+class CommandError(EnvlockError):
+    """The command could not be started (a shell's 127 for not found, 126 otherwise)."""
+
+    def __init__(self, message: str, exit_code: int, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.exit_code = exit_code

@@ -166,6 +166,31 @@ def test_interpreter_archives_of_the_lock_are_its_own(foreign, project, tmp_path
     assert not (win / "bin").exists() and not (win / "lib" / "python3.11").exists()
 
 
+@pytest.mark.parametrize("platform", ["osx-64", "linux-aarch64"])
+def test_the_other_posix_platforms_carry_their_interpreter_too(platform, index, project, tmp_path):
+    """osx-64 and linux-aarch64 (not the host): the interpreter at bin/python3.11 with its
+    links, the packages in its site-packages, launchers running the python beside them."""
+    server = index([ftool(), fhelper()])
+    fake = fake_interpreter_archive(tmp_path / "pbs", platform, VERSION)
+    url = server.publish_file(fake.filename, fake.data)
+    sources = interpreter_sources_toml(platform, url, fake.sha256, None)
+    write_spec(project, server.url, spec_body([platform], sources))
+    assert envlock(project, "lock").code == 0
+    assert envlock(project, "fetch").code == 0
+    out = tmp_path / "env"
+    r = materialize(project, platform, "--output", str(out))
+    assert r.code == 0, r.stderr
+    py = unpack(fake, tmp_path / "unpacked")
+    assert (out / "bin" / "python3.11").read_bytes() == (py / "bin" / "python3.11").read_bytes()
+    assert os.path.realpath(out / "bin" / "python") == str((out / "bin" / "python3.11").resolve())
+    site = out / "lib" / "python3.11" / "site-packages"
+    assert (site / "ftool" / "cli.py").read_bytes() == CLI
+    assert not (out / "pyvenv.cfg").exists()
+    launcher = (out / "bin" / "ftool-hello").read_text()
+    assert launcher.startswith("#!/bin/sh\n") and '/python" "$0" "$@"' in launcher
+    assert envlock(project, "verify", str(out)).code == 0
+
+
 # -- hostile archives ----------------------------------------------------------------------
 
 

@@ -11,7 +11,7 @@ import os
 import sys
 
 from envlock import __version__
-from envlock.errors import EnvlockError
+from envlock.errors import CommandError
 
 TYPE_CHECKING = False  # not typing's: importing typing costs the warm path ~15 ms
 if TYPE_CHECKING:
@@ -38,14 +38,6 @@ def _sha256_type() -> Callable[..., Any]:
 
 
 _sha256 = _sha256_type()
-
-
-class CommandError(EnvlockError):
-    """The command could not be started (a shell's 127 for not found, 126 otherwise)."""
-
-    def __init__(self, message: str, exit_code: int, *, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.exit_code = exit_code
 
 
 def env_dir(cache_root: str, lock_sha256: str, platform: str) -> str:
