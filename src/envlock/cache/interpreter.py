@@ -23,7 +23,6 @@ import os
 import shutil
 import sys
 import tarfile
-import tempfile
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from typing import Literal
 from envlock._fs import UMASK
 from envlock.cache.records import b64_digest, file_record_hash
 from envlock.cache.store import ArtifactStore
-from envlock.cache.unpack import TamperedTree, check_space
+from envlock.cache.unpack import TamperedTree, check_space, unpack_once
 from envlock.errors import EnvlockError, IntegrityError
 
 __all__ = [
@@ -90,24 +89,13 @@ def unpacked_interpreter(
     """The verified tree of an interpreter archive, unpacking it (once, atomically) if needed.
 
     On a read-only cache the tree is unpacked under ``scratch`` instead (required then)."""
-    root = store.unpacked_path(sha256)
-    if (root / INDEX).is_file():
-        return _load(root)
-    _data_filter()  # refuse before any scratch directory is made
-    if not store.writable:
-        if scratch is None:
-            raise EnvlockError(
-                f"the cache {store.root} is read-only and {archive.name} is not unpacked in it"
-            )
-        own = scratch / sha256
-        if not (own / INDEX).is_file():
-            scratch.mkdir(exist_ok=True)
-            _unpack(archive, own, Path(tempfile.mkdtemp(prefix="unpack-", dir=scratch)))
-        return _load(own)
-    with store.lock("unpack-" + sha256):
-        if not (root / INDEX).is_file():
-            _unpack(archive, root, store.scratch_dir("unpack-" + sha256))
-    return _load(root)
+    if not (store.unpacked_path(sha256) / INDEX).is_file():
+        _data_filter()  # refuse before any scratch directory is made
+
+    def unpack(dest: Path, tmp: Path) -> None:
+        _unpack(archive, dest, tmp)
+
+    return _load(unpack_once(store, sha256, INDEX, archive.name, unpack, scratch))
 
 
 def cached_interpreters(store: ArtifactStore) -> Iterator[UnpackedInterpreter]:

@@ -25,7 +25,7 @@ import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from pathlib import Path
@@ -86,25 +86,41 @@ def unpacked(
     """The verified tree of a wheel, unpacking it (once, atomically) if needed.
 
     On a read-only cache the tree is unpacked under ``scratch`` instead (required then)."""
+
+    def unpack(dest: Path, tmp: Path) -> None:
+        _unpack(wheel, dest, name, version, tmp)
+
+    return _load(unpack_once(store, key, _FORMAT, wheel.name, unpack, scratch))
+
+
+def unpack_once(
+    store: ArtifactStore,
+    key: str,
+    marker: str,
+    label: str,
+    unpack: Callable[[Path, Path], None],
+    scratch: Path | None,
+) -> Path:
+    """Where the tree of ``key`` is complete (``marker`` written last), after running
+    ``unpack(destination, temporary directory)`` if it is not yet: once, under the cache lock,
+    in the cache; or, in a read-only cache, under the caller's ``scratch``."""
     root = store.unpacked_path(key)
-    if (root / _FORMAT).is_file():
-        return _load(root)
+    if (root / marker).is_file():
+        return root
     if not store.writable:
         if scratch is None:
             raise EnvlockError(
-                f"the cache {store.root} is read-only and {wheel.name} is not unpacked in it"
+                f"the cache {store.root} is read-only and {label} is not unpacked in it"
             )
         own = scratch / key
-        if not (own / _FORMAT).is_file():
+        if not (own / marker).is_file():
             scratch.mkdir(exist_ok=True)
-            _unpack(
-                wheel, own, name, version, Path(tempfile.mkdtemp(prefix="unpack-", dir=scratch))
-            )
-        return _load(own)
+            unpack(own, Path(tempfile.mkdtemp(prefix="unpack-", dir=scratch)))
+        return own
     with store.lock("unpack-" + key):
-        if not (root / _FORMAT).is_file():
-            _unpack(wheel, root, name, version, store.scratch_dir("unpack-" + key))
-    return _load(root)
+        if not (root / marker).is_file():
+            unpack(root, store.scratch_dir("unpack-" + key))
+    return root
 
 
 def _load(root: Path) -> UnpackedWheel:
