@@ -111,7 +111,7 @@ class BuildFlags:
 
 
 @contextmanager
-def _fetch_progress() -> Iterator[FetchEvents]:
+def fetch_progress() -> Iterator[FetchEvents]:
     """A progress bar (files, bytes, rate, ETA) on a terminal; plain lines otherwise."""
     from rich.progress import (
         BarColumn,
@@ -178,7 +178,7 @@ def _fetch_progress() -> Iterator[FetchEvents]:
         )
 
 
-def _report_fetch(result: FetchResult) -> None:
+def report_fetch(result: FetchResult) -> None:
     got = len(result.downloaded)
     info(
         f"{got} downloaded ({result.bytes_downloaded / 1e6:.1f} MB), "
@@ -202,9 +202,9 @@ def fetch(
     from envlock.cache.store import ArtifactStore
 
     store = ArtifactStore(cache_dir(cache))
-    with _fetch_progress() as events:
+    with fetch_progress() as events:
         result = snapshot(store, snaps, events)
-    _report_fetch(result)
+    report_fetch(result)
 
 
 def _check_link_mode(link_mode: str) -> LinkMode:
@@ -213,7 +213,7 @@ def _check_link_mode(link_mode: str) -> LinkMode:
     return "hardlink" if link_mode == "hardlink" else "copy"
 
 
-def _refuse_stale(env: EnvironmentSpec, platform: str, frozen: bool) -> None:
+def refuse_stale(env: EnvironmentSpec, platform: str, frozen: bool) -> None:
     """A lock that no longer matches the spec is not built unless ``--frozen`` says so."""
     from envlock.lock.staleness import staleness
 
@@ -229,7 +229,7 @@ def _refuse_stale(env: EnvironmentSpec, platform: str, frozen: bool) -> None:
     )
 
 
-def _materialize(
+def build_environment(
     spec: Path,
     target_env: EnvironmentSpec,
     lock: LockFile,
@@ -300,8 +300,8 @@ def materialize(
     _check_link_mode(link_mode)
     target_env = load_spec(spec).select([env])[0]
     lock = lockfile.load(target_env.lock_path)
-    _refuse_stale(target_env, platform, frozen)
-    _materialize(spec, target_env, lock, platform, flags, _store(cache), replace_own=False)
+    refuse_stale(target_env, platform, frozen)
+    build_environment(spec, target_env, lock, platform, flags, open_store(cache), replace_own=False)
 
 
 def build(
@@ -332,19 +332,19 @@ def build(
     platform = platform or host_platform()
     parse_platforms([platform], "--platform")
     _check_link_mode(link_mode)
-    store = _store(cache)
+    store = open_store(cache)
     snaps = select_snapshots(spec, [env], [platform])
-    _refuse_stale(snaps[0].env, platform, frozen)
-    with _fetch_progress() as events:
+    refuse_stale(snaps[0].env, platform, frozen)
+    with fetch_progress() as events:
         result = snapshot(store, snaps, events)
     if result.downloaded:
-        _report_fetch(result)
+        report_fetch(result)
     if output is None and archive is None:
         output = spec.parent / ".envlock" / "envs" / f"{snaps[0].env.label}-{platform}"
     flags = BuildFlags(
         output, archive, base_python, force, compile, link_mode, verify_files, frozen
     )
-    _materialize(spec, snaps[0].env, snaps[0].lock, platform, flags, store, replace_own=True)
+    build_environment(spec, snaps[0].env, snaps[0].lock, platform, flags, store, replace_own=True)
 
 
 def verify(
@@ -387,7 +387,7 @@ def register(app: typer.Typer) -> None:
         app.command()(command)
 
 
-def _store(cache: Path | None) -> ArtifactStore:
+def open_store(cache: Path | None) -> ArtifactStore:
     from envlock.cache.store import ArtifactStore
 
     return ArtifactStore(cache_dir(cache))

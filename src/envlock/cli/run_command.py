@@ -14,11 +14,11 @@ from envlock.actions.snapshot import Snapshot, snapshot
 from envlock.cli.environments import (
     BuildFlags,
     OneEnvOpt,
-    _fetch_progress,
-    _materialize,
-    _refuse_stale,
-    _report_fetch,
-    _store,
+    build_environment,
+    fetch_progress,
+    open_store,
+    refuse_stale,
+    report_fetch,
 )
 from envlock.cli.options import CacheOpt, QuietOpt, SpecOpt, VerboseOpt, set_verbosity
 from envlock.cli.output import info
@@ -67,7 +67,7 @@ def run(
     platform = host_platform()
     before = _stamp(spec, env, platform)
     target_env = load_spec(spec).select([env])[0]
-    _refuse_stale(target_env, platform, frozen)
+    refuse_stale(target_env, platform, frozen)
     lock = lockfile.load(target_env.lock_path)
     if platform not in lock.targets:
         locked = ", ".join(sorted(lock.targets)) or "none"
@@ -76,7 +76,7 @@ def run(
             f"(locked: {locked})",
             hint=f"add {platform} to the spec's platforms and run `envlock lock`",
         )
-    store = _store(cache)
+    store = open_store(cache)
     directory = running.env_dir(str(store.root), lock.sha256, platform)
     if not running.is_ready(directory, lock.sha256, platform):
         _build(spec, target_env, lock, platform, frozen, store, directory)
@@ -126,10 +126,10 @@ def _build(
     try:
         if running.is_ready(directory, lock.sha256, platform):
             return  # built by the run we waited for
-        with _fetch_progress() as events:
+        with fetch_progress() as events:
             result = snapshot(store, [Snapshot(target_env, lock, (platform,))], events)
         if result.downloaded:
-            _report_fetch(result)
+            report_fetch(result)
         flags = BuildFlags(
             output=Path(directory),
             archive=None,
@@ -140,7 +140,7 @@ def _build(
             verify_files=False,
             frozen=frozen,
         )
-        _materialize(spec, target_env, lock, platform, flags, store, replace_own=True)
+        build_environment(spec, target_env, lock, platform, flags, store, replace_own=True)
     finally:
         held.release()
 
