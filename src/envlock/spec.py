@@ -58,6 +58,7 @@ _TOP_KEYS = {
     "interpreter",
     "python-mirror",
     "interpreter-sources",
+    "snapshot",
 }
 _ENV_KEYS = {
     "python",
@@ -92,6 +93,7 @@ class EnvironmentSpec:
     interpreter: InterpreterMode = "system"  # a spec file defaults to "bundled" (parse_spec)
     python_mirror: str | None = None  # the spec's; ENVLOCK_PYTHON_MIRROR wins (see mirror)
     interpreter_sources: Mapping[str, InterpreterSource] = field(default_factory=dict)
+    snapshot: str | None = None  # the spec's snapshot URL (where a fleet takes its bytes)
 
     @property
     def mirror(self) -> str | None:
@@ -222,6 +224,7 @@ def parse_spec(data: Mapping[str, Any], path: Path) -> Spec:
     mode = interpreter_mode(ctx, data.get("interpreter", "bundled"), "interpreter")
     mirror = python_mirror(ctx, data.get("python-mirror"))
     sources = interpreter_sources(ctx, data.get("interpreter-sources"))
+    snapshot = _snapshot(ctx, data.get("snapshot"))
     root = EnvironmentSpec(
         name=None,
         python=python,
@@ -238,6 +241,7 @@ def parse_spec(data: Mapping[str, Any], path: Path) -> Spec:
         interpreter=mode,
         python_mirror=mirror,
         interpreter_sources=sources,
+        snapshot=snapshot,
     )
     envs_raw = data.get("environments", {})
     if not isinstance(envs_raw, Mapping):
@@ -285,6 +289,7 @@ def parse_spec(data: Mapping[str, Any], path: Path) -> Spec:
             else mode,
             python_mirror=mirror,
             interpreter_sources=sources,
+            snapshot=snapshot,
         )
     return Spec(path=path, root=root, environments=envs)
 
@@ -356,3 +361,17 @@ def _prerelease(ctx: Where, value: Any, key: str) -> Prerelease:
         if value == mode:
             return mode
     raise ctx.fail(key, f"must be one of {', '.join(map(repr, PRERELEASE_MODES))}")
+
+
+def _snapshot(ctx: Where, value: Any) -> str | None:
+    from envlock.errors import UsageError
+    from envlock.snapshot.remote import check_url
+
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ctx.fail("snapshot", "must be a URL such as s3://bucket/prefix")
+    try:
+        return check_url(value, f"{ctx.path}: key 'snapshot'")
+    except UsageError as exc:
+        raise SpecError(exc.message, hint=exc.hint) from None

@@ -20,6 +20,7 @@ from envlock.spec_values import parse_platforms
 if TYPE_CHECKING:
     from envlock.cache.fetch import FetchEvents, FetchResult
     from envlock.cache.store import ArtifactStore
+    from envlock.snapshot.remote import RemoteStore
 
 
 @dataclass(frozen=True)
@@ -68,20 +69,23 @@ def fetch_hint(spec: Path, env: EnvironmentSpec, platform: str) -> str:
     return hint
 
 
-def snapshot(
-    store: ArtifactStore, snapshots: Sequence[Snapshot], events: FetchEvents | None = None
-) -> FetchResult:
-    """Fetch what is missing (no request at all when nothing is), then build locked sdists."""
-    # The network stack and the build frontend load only when a snapshot is taken.
-    from envlock.cache.builds import built_wheel, ensure_built
-    from envlock.cache.fetch import FetchEvents, fetch
-    from envlock.cache.registry import lease, remember_lock
-    from envlock.index.client import HttpClient
+@dataclass(frozen=True)
+class Needed:
+    """Every artifact some snapshots need (interpreters included, through the mirror), and the
+    locked sdists each target builds into a wheel."""
 
+    artifacts: dict[str, Artifact]
+    to_build: list[tuple[Snapshot, Target, Artifact]]
+
+    @property
+    def lease_keys(self) -> set[str]:
+        return {h for sha in self.artifacts for h in (sha, "built-" + sha)}
+
+
+def needed(snapshots: Sequence[Snapshot]) -> Needed:
     artifacts: dict[str, Artifact] = {}
     to_build: list[tuple[Snapshot, Target, Artifact]] = []
     for snap in snapshots:
-        remember_lock(store, snap.lock.path)  # so `cache prune` elsewhere keeps what it needs
         for platform in snap.platforms or tuple(sorted(snap.lock.targets)):
             target = snap.lock.target(platform)
             for art in snap.lock.artifacts(target):
@@ -94,21 +98,64 @@ def snapshot(
                 art = interpreter.artifact
                 url = mirror_url(art.url, snap.env.mirror)
                 artifacts.setdefault(art.sha256, replace(art, url=url))
+    return Needed(artifacts, to_build)
+
+
+def snapshot(
+    store: ArtifactStore,
+    snapshots: Sequence[Snapshot],
+    events: FetchEvents | None = None,
+    remote: RemoteStore | None = None,
+) -> FetchResult:
+    """Fetch what is missing (no request at all when nothing is), then build locked sdists.
+
+    With ``remote`` (``--from-snapshot``) everything comes from that snapshot, never an index:
+    artifacts and the wheels built from locked sdists alike."""
+    # The network stack and the build frontend load only when a snapshot is taken.
+    from envlock.cache.builds import built_wheel, ensure_built
+    from envlock.cache.fetch import FetchEvents, fetch
+    from envlock.cache.registry import lease, remember_lock
+    from envlock.index.client import HttpClient
+
+    for snap in snapshots:
+        remember_lock(store, snap.lock.path)  # so `cache prune` elsewhere keeps what it needs
+    need = needed(snapshots)
     envs = [snap.env for snap in snapshots]
     # The lease keeps a concurrent prune off what is being fetched and built.
-    keys = {h for sha in artifacts for h in (sha, "built-" + sha)}
-    with lease(store, keys):
+    with lease(store, need.lease_keys):
+        if remote is not None:
+            return _from_remote(store, remote, need, events)
         # Only the locked URLs are fetched (each checked by the transport policy as it goes).
         result = fetch(
             store,
-            list(artifacts.values()),
+            list(need.artifacts.values()),
             lambda: HttpClient.for_environments(envs, check_indexes=False),
             events,
         )
-        for snap, target, art in to_build:
+        for snap, target, art in need.to_build:
             sdist = store.get(art.sha256, art.filename, art.size)
             assert sdist is not None  # fetched just above
             if built_wheel(store, art.sha256, target) is None:
                 (events or FetchEvents()).building(art)
             ensure_built(store, art, sdist, target, [i.url for i in snap.env.indexes])
+    return result
+
+
+def _from_remote(
+    store: ArtifactStore, remote: RemoteStore, need: Needed, events: FetchEvents | None
+) -> FetchResult:
+    from envlock.cache.builds import built_wheel
+    from envlock.errors import MissingArtifactsError
+    from envlock.snapshot.download import PUSH_HINT, download, download_built
+
+    result = download(store, remote, list(need.artifacts.values()), events)
+    for _snap, target, art in need.to_build:
+        if built_wheel(store, art.sha256, target) is not None:
+            continue
+        if not download_built(store, remote, art) or built_wheel(store, art.sha256, target) is None:
+            raise MissingArtifactsError(
+                f"no wheel built from {art.filename} for {target.platform} in the snapshot "
+                f"{remote.url}",
+                hint=PUSH_HINT,
+            )
     return result

@@ -41,9 +41,15 @@ def _root(
 
 
 def _register() -> None:
-    from envlock.cli import cache_commands, environments, lock_command, run_command
+    from envlock.cli import (
+        cache_commands,
+        environments,
+        lock_command,
+        run_command,
+        snapshot_commands,
+    )
 
-    for module in (lock_command, environments, run_command, cache_commands):
+    for module in (lock_command, environments, run_command, snapshot_commands, cache_commands):
         module.register(app)
 
 

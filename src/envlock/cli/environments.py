@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from envlock.actions.snapshot import fetch_hint, select_snapshots
-from envlock.cli.options import CacheOpt, QuietOpt, SpecOpt, VerboseOpt, set_verbosity
+from envlock.cli.options import (
+    CacheOpt,
+    FromSnapshotOpt,
+    QuietOpt,
+    SnapshotOpt,
+    SpecOpt,
+    VerboseOpt,
+    set_verbosity,
+)
 from envlock.cli.output import (
     Verbosity,
     cache_dir,
@@ -35,6 +43,7 @@ if TYPE_CHECKING:  # the network stack and the cache are imported by the command
     from envlock.cache.fetch import FetchEvents, FetchResult
     from envlock.cache.store import ArtifactStore
     from envlock.materialize.install import LinkMode
+    from envlock.snapshot.remote import RemoteStore
 
 EnvsOpt = Annotated[
     list[str],
@@ -111,8 +120,9 @@ class BuildFlags:
 
 
 @contextmanager
-def fetch_progress() -> Iterator[FetchEvents]:
-    """A progress bar (files, bytes, rate, ETA) on a terminal; plain lines otherwise."""
+def fetch_progress(verb: str = "fetch") -> Iterator[FetchEvents]:
+    """A progress bar (files, bytes, rate, ETA) on a terminal; plain lines otherwise
+    (``verb``: "fetch", or "upload" for push)."""
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -129,11 +139,11 @@ def fetch_progress() -> Iterator[FetchEvents]:
 
         def announce(files: int, size: int) -> None:
             if files:
-                info(f"fetching {files} artifact(s), {size / 1e6:.1f} MB")
+                info(f"{verb.rstrip('e')}ing {files} artifact(s), {size / 1e6:.1f} MB")
 
         yield FetchEvents(
             start=announce,
-            done=lambda a: debug(f"  fetched {a.filename}"),
+            done=lambda a: debug(f"  {verb}ed {a.filename}"),
             corrupt=lambda a: info(
                 f"corrupt cache entry of {a.filename} removed; fetching it again"
             ),
@@ -141,7 +151,7 @@ def fetch_progress() -> Iterator[FetchEvents]:
         )
         return
     progress = Progress(
-        TextColumn("[bold]fetch"),
+        TextColumn(f"[bold]{verb}"),
         BarColumn(),
         TextColumn("{task.fields[files]}"),
         DownloadColumn(),
@@ -150,7 +160,7 @@ def fetch_progress() -> Iterator[FetchEvents]:
         console=real_console(stderr),
         transient=True,
     )
-    task = progress.add_task("fetch", total=0, files="")
+    task = progress.add_task(verb, total=0, files="")
     counts = [0, 0]  # files done, files total
 
     def start(n: int, size: int) -> None:
@@ -190,6 +200,8 @@ def fetch(
     spec: SpecOpt = Path(SPEC_FILENAME),
     env: EnvsOpt = [],  # noqa: B006
     platform: PlatformsOpt = [],  # noqa: B006
+    from_snapshot: FromSnapshotOpt = False,
+    snapshot_url: SnapshotOpt = None,
     cache: CacheOpt = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
@@ -202,9 +214,19 @@ def fetch(
     from envlock.cache.store import ArtifactStore
 
     store = ArtifactStore(cache_dir(cache))
+    remote = remote_for(snaps[0].env, from_snapshot, snapshot_url)
     with fetch_progress() as events:
-        result = snapshot(store, snaps, events)
+        result = snapshot(store, snaps, events, remote)
     report_fetch(result)
+
+
+def remote_for(env: EnvironmentSpec, from_snapshot: bool, option: str | None) -> RemoteStore | None:
+    """The snapshot ``--from-snapshot`` takes artifacts from (None: the indexes)."""
+    if not from_snapshot:
+        return None
+    from envlock.snapshot.remote import open_snapshot
+
+    return open_snapshot(option, env.snapshot)
 
 
 def _check_link_mode(link_mode: str) -> LinkMode:
@@ -318,6 +340,8 @@ def build(
     compile: CompileOpt = False,
     link_mode: LinkOpt = "hardlink",
     verify_files: VerifyFilesOpt = False,
+    from_snapshot: FromSnapshotOpt = False,
+    snapshot_url: SnapshotOpt = None,
     spec: SpecOpt = Path(SPEC_FILENAME),
     cache: CacheOpt = None,
     quiet: QuietOpt = False,
@@ -335,8 +359,9 @@ def build(
     store = open_store(cache)
     snaps = select_snapshots(spec, [env], [platform])
     refuse_stale(snaps[0].env, platform, frozen)
+    remote = remote_for(snaps[0].env, from_snapshot, snapshot_url)
     with fetch_progress() as events:
-        result = snapshot(store, snaps, events)
+        result = snapshot(store, snaps, events, remote)
     if result.downloaded:
         report_fetch(result)
     if output is None and archive is None:

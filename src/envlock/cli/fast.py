@@ -77,8 +77,9 @@ def fast_check(argv: Sequence[str]) -> int | None:
     return 0
 
 
-_RUN_VALUED = {"--spec", "--env", "-e", "--cache-dir"}
-_RUN_FLAGS = {"--frozen", "-q", "--quiet"}
+# --from-snapshot/--snapshot only say where a build would fetch from: a warm run builds nothing.
+_RUN_VALUED = {"--spec", "--env", "-e", "--cache-dir", "--snapshot"}
+_RUN_FLAGS = {"--frozen", "-q", "--quiet", "--from-snapshot"}
 
 
 def _parse_run(argv: Sequence[str]) -> tuple[dict[str, str], list[str]] | None:

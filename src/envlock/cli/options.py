@@ -18,6 +18,21 @@ CacheOpt = Annotated[
         show_default=False,
     ),
 ]
+SnapshotOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--snapshot",
+        help="Snapshot URL (s3://, gs://, az://, file://; default: ENVLOCK_SNAPSHOT_URL or the "
+        "spec's `snapshot`).",
+        show_default=False,
+    ),
+]
+FromSnapshotOpt = Annotated[
+    bool,
+    typer.Option(
+        "--from-snapshot", help="Take every artifact from the snapshot, never from an index."
+    ),
+]
 QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="Only errors.")]
 VerboseOpt = Annotated[bool, typer.Option("-v", "--verbose", help="More detail; tracebacks.")]
 

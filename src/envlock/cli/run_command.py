@@ -18,9 +18,18 @@ from envlock.cli.environments import (
     fetch_progress,
     open_store,
     refuse_stale,
+    remote_for,
     report_fetch,
 )
-from envlock.cli.options import CacheOpt, QuietOpt, SpecOpt, VerboseOpt, set_verbosity
+from envlock.cli.options import (
+    CacheOpt,
+    FromSnapshotOpt,
+    QuietOpt,
+    SnapshotOpt,
+    SpecOpt,
+    VerboseOpt,
+    set_verbosity,
+)
 from envlock.cli.output import info
 from envlock.errors import EnvlockError, UsageError
 from envlock.lock import lockfile
@@ -30,6 +39,7 @@ from envlock.spec import SPEC_FILENAME, EnvironmentSpec, load_spec
 
 if TYPE_CHECKING:
     from envlock.cache.store import ArtifactStore
+    from envlock.snapshot.remote import RemoteStore
 
 CommandArg = Annotated[
     list[str],
@@ -52,6 +62,8 @@ def run(
             "production).",
         ),
     ] = False,
+    from_snapshot: FromSnapshotOpt = False,
+    snapshot_url: SnapshotOpt = None,
     spec: SpecOpt = Path(SPEC_FILENAME),
     cache: CacheOpt = None,
     quiet: QuietOpt = False,
@@ -78,10 +90,11 @@ def run(
         )
     store = open_store(cache)
     directory = running.env_dir(str(store.root), lock.sha256, platform)
+    remote = remote_for(target_env, from_snapshot, snapshot_url)
     if not running.is_ready(directory, lock.sha256, platform):
-        _build(spec, target_env, lock, platform, frozen, store, directory)
+        _build(spec, target_env, lock, platform, frozen, store, directory, remote)
     if not running.hold(directory):  # pruned between the build and now: once more
-        _build(spec, target_env, lock, platform, frozen, store, directory)
+        _build(spec, target_env, lock, platform, frozen, store, directory, remote)
         if not running.hold(directory):
             raise EnvlockError(f"the environment {directory} keeps disappearing (cache prune?)")
     # The next warm run may skip the check (cli/fast.py) for exactly the files checked here:
@@ -108,6 +121,7 @@ def _build(
     frozen: bool,
     store: ArtifactStore,
     directory: str,
+    remote: RemoteStore | None,
 ) -> None:
     """Fetch what is missing and build, once: concurrent runs of the same lock wait here, and
     materialize's staging rename means nobody sees a half-built tree."""
@@ -127,7 +141,7 @@ def _build(
         if running.is_ready(directory, lock.sha256, platform):
             return  # built by the run we waited for
         with fetch_progress() as events:
-            result = snapshot(store, [Snapshot(target_env, lock, (platform,))], events)
+            result = snapshot(store, [Snapshot(target_env, lock, (platform,))], events, remote)
         if result.downloaded:
             report_fetch(result)
         flags = BuildFlags(

@@ -1,0 +1,102 @@
+"""``envlock pull``: a prebuilt environment archive from the snapshot, in one GET.
+
+The manifest names the archive's sha256 and size; the archive is streamed to a temporary file
+beside the output (never more than the manifest's size), hash-checked, then unpacked with
+tarfile's ``data`` filter into a staging directory that is renamed into place. The output is
+replaced only under the same rules as ``materialize`` (an envlock environment, with ``--force``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+
+from envlock._fs import UMASK
+from envlock.errors import IntegrityError, MissingArtifactsError
+from envlock.materialize.destination import check_directory
+from envlock.materialize.staging import remove_leftovers, replace_dir
+from envlock.snapshot.layout import Manifest, archive_key, manifest_key
+from envlock.snapshot.remote import RemoteStore
+
+PUSH_ARCHIVES_HINT = "run `envlock push --archives` for this lock and platform"
+
+
+def manifest_of(remote: RemoteStore, lock_sha256: str, environment: str, platform: str) -> Manifest:
+    key = manifest_key(lock_sha256, environment, platform)
+    raw = remote.read_bytes(key)
+    if raw is None:
+        raise MissingArtifactsError(
+            f"no {environment} environment for {platform} of this lock in the snapshot "
+            f"{remote.url} ({key})",
+            hint=PUSH_ARCHIVES_HINT,
+        )
+    manifest = Manifest.from_json(raw, f"snapshot {remote.url}: {key}")
+    if (manifest.lock_sha256, manifest.environment, manifest.platform) != (
+        lock_sha256,
+        environment,
+        platform,
+    ):
+        raise IntegrityError(f"snapshot {remote.url}: {key} describes another environment")
+    return manifest
+
+
+def pull(
+    remote: RemoteStore,
+    lock_sha256: str,
+    environment: str,
+    platform: str,
+    output: Path,
+    *,
+    force: bool = False,
+    protected: tuple[Path, ...] = (),
+) -> Manifest:
+    """Download, check and unpack the environment; returns its manifest."""
+    check_directory(output, force=force, replace_own=False, protected=protected)
+    manifest = manifest_of(remote, lock_sha256, environment, platform)
+    key = archive_key(lock_sha256, environment, platform)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(output)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp-{os.getpid()}-", dir=output.parent))
+    archive = staging.with_name(staging.name + "-archive.tar.gz")
+    try:
+        _download(remote, key, archive, manifest)
+        os.chmod(staging, 0o777 & ~UMASK)
+        try:
+            with tarfile.open(archive, "r:gz") as tar:
+                tar.extractall(staging, filter="data")
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise IntegrityError(f"snapshot {remote.url}: {key}: cannot unpack ({exc})") from None
+        check_directory(output, force=True, replace_own=True, protected=protected)
+        replace_dir(staging, output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        archive.unlink(missing_ok=True)
+    return manifest
+
+
+def _download(remote: RemoteStore, key: str, dest: Path, manifest: Manifest) -> None:
+    chunks = remote.read(key)
+    if chunks is None:
+        raise MissingArtifactsError(
+            f"the snapshot {remote.url} has the manifest of {key} but not the archive",
+            hint=PUSH_ARCHIVES_HINT,
+        )
+    h = hashlib.sha256()
+    got = 0
+    with open(dest, "wb") as f:
+        for chunk in chunks:
+            got += len(chunk)
+            if got > manifest.size:
+                raise IntegrityError(f"snapshot {remote.url}: {key} is larger than its manifest")
+            h.update(chunk)
+            f.write(chunk)
+    if got != manifest.size or h.hexdigest() != manifest.sha256:
+        raise IntegrityError(
+            f"snapshot {remote.url}: {key} does not match its manifest (sha256 "
+            f"{h.hexdigest()[:16]}…, expected {manifest.sha256[:16]}…)",
+            hint="the object was changed or corrupted: run `envlock push --archives` again",
+        )

@@ -1,0 +1,176 @@
+"""The one door to object storage: obstore (S3, GCS, Azure Blob, local paths through one API).
+
+obstore is the optional extra ``pyenvlock[s3]``: without it a snapshot URL is a one-line error
+naming the extra. Credentials come only from where the store's own client reads them
+(``AWS_*``/``GOOGLE_*``/``AZURE_*`` variables, config files, instance roles) and never appear in
+a message: every error is cut to its first line with known secrets masked.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from envlock.errors import NetworkError, UsageError
+
+SNAPSHOT_ENV = "ENVLOCK_SNAPSHOT_URL"
+EXTRA_HINT = "pip install 'pyenvlock[s3]'"
+_SCHEMES = ("s3://", "s3a://", "gs://", "az://", "abfs://", "abfss://", "azure://", "file://")
+_SECRET_VARS = (
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_ACCESS_KEY_ID",
+    "AZURE_STORAGE_ACCOUNT_KEY",
+    "AZURE_STORAGE_SAS_KEY",
+    "GOOGLE_SERVICE_ACCOUNT_KEY",
+)
+_CHUNK = 1 << 20
+
+
+def snapshot_url(option: str | None, spec_value: str | None) -> str | None:
+    """``--snapshot`` > ``ENVLOCK_SNAPSHOT_URL`` > the spec's ``snapshot``."""
+    return option or os.environ.get(SNAPSHOT_ENV) or spec_value
+
+
+def check_url(url: str, where: str) -> str:
+    """A snapshot URL of a store envlock speaks to, without credentials in it."""
+    if not url.startswith(_SCHEMES):
+        raise UsageError(
+            f"{where}: not a snapshot URL: {url!r}",
+            hint="use s3://bucket/prefix, gs://bucket/prefix, az://container/prefix or "
+            "file:///path",
+        )
+    if "@" in url.split("/")[2]:
+        raise UsageError(
+            f"{where}: credentials do not belong in the snapshot URL",
+            hint="set them the store's usual way (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
+            "a profile or an instance role; GOOGLE_APPLICATION_CREDENTIALS; AZURE_*)",
+        )
+    return url
+
+
+def _masked(text: str) -> str:
+    """One line of an error, with every credential the environment holds masked."""
+    line = text.strip().splitlines()[0] if text.strip() else "unknown error"
+    for var in _SECRET_VARS:
+        value = os.environ.get(var)
+        if value and len(value) >= 4:
+            line = line.replace(value, "***")
+    line = re.sub(r"(X-Amz-(?:Signature|Credential|Security-Token)=)[^&\s]+", r"\1***", line)
+    return line[:400]
+
+
+class RemoteStore:
+    """A snapshot: keys relative to the URL's prefix (see :mod:`envlock.snapshot.layout`)."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            import obstore
+            from obstore.store import from_url
+        except ImportError:
+            raise UsageError(
+                f"snapshot {url} needs the object-storage client, which is not installed",
+                hint=EXTRA_HINT,
+            ) from None
+        self.url = url
+        self._obs = obstore
+        try:
+            if url.startswith("file://"):
+                self.store: Any = from_url(url, mkdir=True)
+            else:
+                self.store = from_url(url)
+        except Exception as exc:  # obstore raises its own classes for a bad URL or config
+            raise UsageError(f"snapshot {url}: {_masked(str(exc))}") from None
+
+    def _error(self, key: str, exc: BaseException) -> NetworkError:
+        return NetworkError(
+            f"snapshot {self.url}: {key}: {_masked(str(exc))}",
+            hint="check the snapshot URL and the store's credentials (AWS_*, GOOGLE_*, AZURE_* "
+            "variables, profile or instance role)",
+        )
+
+    def size(self, key: str) -> int | None:
+        """The size of the object at ``key``; None when there is none."""
+        try:
+            meta = self._obs.head(self.store, key)
+        except FileNotFoundError:
+            return None
+        except Exception as exc:
+            raise self._error(key, exc) from None
+        return int(meta["size"])
+
+    def put_file(self, key: str, path: Path) -> None:
+        """Upload a file. The object appears under ``key`` only once complete (a single PUT, or
+        a multipart upload that is completed last; a local store writes and renames)."""
+        try:
+            self._obs.put(self.store, key, path)
+        except Exception as exc:
+            raise self._error(key, exc) from None
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        try:
+            self._obs.put(self.store, key, data)
+        except Exception as exc:
+            raise self._error(key, exc) from None
+
+    def read(self, key: str) -> Iterator[bytes] | None:
+        """The object's bytes as a stream; None when there is no such object."""
+        try:
+            result = self._obs.get(self.store, key)
+        except FileNotFoundError:
+            return None
+        except Exception as exc:
+            raise self._error(key, exc) from None
+        return self._chunks(key, result)
+
+    def _chunks(self, key: str, result: Any) -> Iterator[bytes]:
+        try:
+            for chunk in result.stream(min_chunk_size=_CHUNK):
+                yield bytes(chunk)
+        except Exception as exc:
+            raise self._error(key, exc) from None
+
+    def read_bytes(self, key: str) -> bytes | None:
+        chunks = self.read(key)
+        return None if chunks is None else b"".join(chunks)
+
+    def list(self, prefix: str) -> list[tuple[str, int]]:
+        """(key, size) of the objects under ``prefix``."""
+        try:
+            return [
+                (str(m["path"]), int(m["size"]))
+                for batch in self._obs.list(self.store, prefix.rstrip("/"))
+                for m in batch
+            ]
+        except FileNotFoundError:
+            return []
+        except Exception as exc:
+            raise self._error(prefix, exc) from None
+
+    def sign(self, key: str, seconds: int) -> str:
+        """A pre-signed GET URL of ``key`` (S3, GCS, Azure)."""
+        from datetime import timedelta
+
+        try:
+            return str(self._obs.sign(self.store, "GET", key, timedelta(seconds=seconds)))
+        except Exception as exc:
+            raise UsageError(
+                f"snapshot {self.url}: cannot pre-sign a URL: {_masked(str(exc))}",
+                hint="pre-signed URLs need s3://, gs:// or az:// with credentials",
+            ) from None
+
+
+def open_snapshot(option: str | None, spec_value: str | None) -> RemoteStore:
+    """The snapshot a command uses: ``--snapshot``, ``ENVLOCK_SNAPSHOT_URL`` or the spec's."""
+    url = snapshot_url(option, spec_value)
+    if not url:
+        raise UsageError(
+            "no snapshot to use",
+            hint=f"pass --snapshot URL, set {SNAPSHOT_ENV}, or add snapshot = "
+            '"s3://bucket/prefix" to envlock.toml',
+        )
+    where = "--snapshot" if option else (SNAPSHOT_ENV if os.environ.get(SNAPSHOT_ENV) else "spec")
+    return RemoteStore(check_url(url, where))
