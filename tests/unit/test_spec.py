@@ -731,3 +731,14 @@ def test_the_interpreter_is_part_of_the_content_hash(tmp_path: Path) -> None:
     assert other_platform == bundled  # a source for a platform not locked changes nothing
     mirrored = parse_spec({**base, "python-mirror": "https://m/pbs"}, path).root.content_hash()
     assert mirrored == bundled  # where bytes come from is not what they are
+
+
+def test_the_snapshot_key_is_read_and_checked() -> None:
+    assert _parse('python = "3.11"\nsnapshot = "s3://bucket/team"\n').root.snapshot == (
+        "s3://bucket/team"
+    )
+    assert _parse('python = "3.11"\n[environments.x]\n').environments["x"].snapshot is None
+    for bad in ('"https://b/x"', '"s3://key:secret@b/x"', "1"):
+        with pytest.raises(SpecError) as info:
+            _parse(f'python = "3.11"\nsnapshot = {bad}\n')
+        assert "snapshot" in str(info.value) and "secret" not in str(info.value)
