@@ -67,7 +67,7 @@ def pull(
         os.chmod(staging, 0o777 & ~UMASK)
         try:
             with tarfile.open(archive, "r:gz") as tar:
-                tar.extractall(staging, filter="data")
+                tar.extractall(staging, filter=_filter)
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise IntegrityError(f"snapshot {remote.url}: {key}: cannot unpack ({exc})") from None
         check_directory(output, force=True, replace_own=True, protected=protected)
@@ -76,6 +76,15 @@ def pull(
         shutil.rmtree(staging, ignore_errors=True)
         archive.unlink(missing_ok=True)
     return manifest
+
+
+def _filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
+    """tarfile's ``data`` filter, except that a symbolic link may name an absolute path: a
+    system-interpreter environment's ``bin/python`` links to its base interpreter. (Nothing is
+    ever written through such a link: every member's own path must stay inside ``dest``.)"""
+    if member.issym() and member.linkname.startswith("/"):
+        return tarfile.tar_filter(member, dest)
+    return tarfile.data_filter(member, dest)
 
 
 def _download(remote: RemoteStore, key: str, dest: Path, manifest: Manifest) -> None:
