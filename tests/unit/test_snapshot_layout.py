@@ -55,3 +55,12 @@ def test_error_text_never_shows_credentials(monkeypatch: pytest.MonkeyPatch) -> 
     shown = _masked(text)
     assert "s3cr3t-value" not in shown and "AKIAEXAMPLE" not in shown and "abcdef" not in shown
     assert "\n" not in shown
+
+
+def test_a_file_snapshot_says_it_has_no_presigned_urls(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from envlock.snapshot.remote import RemoteStore
+
+    remote = RemoteStore((tmp_path / "snap").as_uri())
+    with pytest.raises(UsageError, match="a file:// snapshot has no pre-signed URLs") as info:
+        remote.sign("envs/x/default/linux-64.tar.gz", 60)
+    assert "linux-64.tar.gz" in (info.value.hint or "")

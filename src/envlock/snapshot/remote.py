@@ -154,6 +154,11 @@ class RemoteStore:
         """A pre-signed GET URL of ``key`` (S3, GCS, Azure)."""
         from datetime import timedelta
 
+        if self.url.startswith("file://"):
+            raise UsageError(
+                f"snapshot {self.url}: a file:// snapshot has no pre-signed URLs",
+                hint=f"machines that mount it read {self.url.rstrip('/')}/{key} directly",
+            )
         try:
             return str(self._obs.sign(self.store, "GET", key, timedelta(seconds=seconds)))
         except Exception as exc:
