@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,7 +37,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from workloads import WORKLOADS, write_spec  # noqa: E402
+from workloads import WORKLOADS, run, write_spec  # noqa: E402
 
 from support.index import IndexServer  # noqa: E402
 from support.interpreter import interpreter_sources_toml, make_interpreter_archive  # noqa: E402
@@ -49,15 +48,6 @@ from support.wheels import Dist  # noqa: E402
 def envlock_cmd() -> list[str]:
     found = shutil.which("envlock", path=str(Path(sys.executable).parent))
     return [found] if found else [sys.executable, "-m", "envlock"]
-
-
-def run(argv: Sequence[str], cwd: Path, env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    proc = subprocess.run(list(argv), cwd=cwd, env=env, capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(argv)}\n{proc.stderr[-2000:]}")
-    return elapsed
 
 
 def tree_hash(root: Path) -> str:

@@ -19,14 +19,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from workloads import WORKLOADS, write_spec  # noqa: E402
+from workloads import WORKLOADS, run, write_spec  # noqa: E402
 
 PEERS = HERE / ".venv-peers"
 
@@ -48,15 +47,6 @@ def envlock_cmd() -> list[str]:
 def host_python() -> str:
     """The real interpreter both tools build on (not a pyenv shim: those cost ~0.2 s a call)."""
     return getattr(sys, "_base_executable", None) or sys.executable
-
-
-def run(argv: Sequence[str], cwd: Path, env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    proc = subprocess.run(list(argv), cwd=cwd, env=env, capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(argv)}\n{proc.stderr[-2000:]}")
-    return elapsed
 
 
 def compile_envlock() -> None:

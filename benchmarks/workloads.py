@@ -7,6 +7,8 @@ requirements plus the target CPython version. Nothing here touches the network.
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -106,3 +108,13 @@ def write_pyproject(workload: str, directory: Path, python: str = PYTHON) -> Pat
         encoding="utf-8",
     )
     return path
+
+
+def run(argv: Sequence[str], cwd: Path, env: dict[str, str]) -> float:
+    """Seconds one command takes (it must succeed: a failure ends the benchmark)."""
+    start = time.perf_counter()
+    proc = subprocess.run(list(argv), cwd=cwd, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(argv)}\n{proc.stderr[-2000:]}")
+    return elapsed
