@@ -15,6 +15,8 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
+from envlock.licenses import from_metadata
+
 
 class MetadataError(Exception):
     """The file's metadata is unusable (the candidate is skipped, not the run)."""
@@ -31,6 +33,7 @@ class CoreMetadata:
     provides_extra: frozenset[NormalizedName]
     dynamic: frozenset[str] = frozenset()
     metadata_version: str = "1.0"
+    license: str | None = None  # SPDX when the metadata names one (see envlock.licenses)
 
 
 def parse_metadata(raw: bytes) -> CoreMetadata:
@@ -63,6 +66,9 @@ def parse_metadata(raw: bytes) -> CoreMetadata:
         provides_extra=frozenset(canonicalize_name(e) for e in fields.get("provides_extra", [])),
         dynamic=frozenset(d.lower() for d in fields.get("dynamic", [])),
         metadata_version=fields.get("metadata_version", "1.0"),
+        license=from_metadata(
+            fields.get("license_expression"), fields.get("license"), fields.get("classifiers", [])
+        ),
     )
 
 

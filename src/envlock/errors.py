@@ -10,6 +10,7 @@
     ├── MissingArtifactsError    exit 1   the cache lacks what an offline build needs
     ├── BuildError               exit 1   a locked sdist could not be built into a wheel
     ├── CacheBusyError           exit 1   a cache lock stayed taken longer than ENVLOCK_LOCK_TIMEOUT
+    ├── PolicyError              exit 1   a lock (or what lock resolved) breaks the [policy]
     ├── NetworkError             exit 3   an index or file host is unreachable or answered an error
     │   ├── IndexPageError       exit 3   an index answered with something that is not a valid page
     │   └── InsecureTransport    exit 3   plain HTTP to a non-loopback host, or an HTTPS downgrade
@@ -68,6 +69,10 @@ class BuildError(EnvlockError):
 
 class CacheBusyError(EnvlockError):
     """Another process held a cache lock longer than ``ENVLOCK_LOCK_TIMEOUT`` allows."""
+
+
+class PolicyError(EnvlockError):
+    """A lock, or what ``lock`` resolved, breaks the spec's ``[policy]``."""
 
 
 class NetworkError(EnvlockError):

@@ -31,6 +31,7 @@ from envlock.spec_interpreter import (
     interpreter_sources,
     python_mirror,
 )
+from envlock.spec_policy import SpecPolicy, parse_policy
 from envlock.spec_values import (
     Where,
     check_keys,
@@ -59,6 +60,7 @@ _TOP_KEYS = {
     "python-mirror",
     "interpreter-sources",
     "snapshot",
+    "policy",
 }
 _ENV_KEYS = {
     "python",
@@ -94,6 +96,7 @@ class EnvironmentSpec:
     python_mirror: str | None = None  # the spec's; ENVLOCK_PYTHON_MIRROR wins (see mirror)
     interpreter_sources: Mapping[str, InterpreterSource] = field(default_factory=dict)
     snapshot: str | None = None  # the spec's snapshot URL (where a fleet takes its bytes)
+    policy: SpecPolicy = field(default_factory=SpecPolicy)  # [policy], for every environment
 
     @property
     def mirror(self) -> str | None:
@@ -145,6 +148,8 @@ class EnvironmentSpec:
         }
         if self.uniform_versions:
             payload["uniform-versions"] = True
+        if not self.policy.empty:  # absent without a policy: older locks stay fresh
+            payload["policy"] = self.policy.as_dict()
         if self.interpreter == "bundled":  # absent for "system": older locks stay fresh
             payload["interpreter"] = "bundled"
             payload["interpreter-sources"] = {
@@ -225,6 +230,7 @@ def parse_spec(data: Mapping[str, Any], path: Path) -> Spec:
     mirror = python_mirror(ctx, data.get("python-mirror"))
     sources = interpreter_sources(ctx, data.get("interpreter-sources"))
     snapshot = _snapshot(ctx, data.get("snapshot"))
+    policy = parse_policy(ctx, data.get("policy"), indexes)
     root = EnvironmentSpec(
         name=None,
         python=python,
@@ -242,6 +248,7 @@ def parse_spec(data: Mapping[str, Any], path: Path) -> Spec:
         python_mirror=mirror,
         interpreter_sources=sources,
         snapshot=snapshot,
+        policy=policy,
     )
     envs_raw = data.get("environments", {})
     if not isinstance(envs_raw, Mapping):
@@ -290,6 +297,7 @@ def parse_spec(data: Mapping[str, Any], path: Path) -> Spec:
             python_mirror=mirror,
             interpreter_sources=sources,
             snapshot=snapshot,
+            policy=policy,
         )
     return Spec(path=path, root=root, environments=envs)
 

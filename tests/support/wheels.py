@@ -67,6 +67,8 @@ class Dist:
     yanked: bool | str = False
     upload_time: str | None = "2024-01-01T00:00:00Z"
     sdist_dynamic: bool = False
+    # More core-metadata lines, e.g. "License-Expression: MIT" or a classifier.
+    metadata: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.kind not in ("wheel", "sdist"):
@@ -109,6 +111,7 @@ def _metadata_text(dist: Dist, metadata_version: str) -> str:
         lines.append(f"Requires-Python: {dist.requires_python}")
     lines += [f"Provides-Extra: {extra}" for extra in dist.extras]
     lines += [f"Requires-Dist: {req}" for req in dist.requires]
+    lines += dist.metadata
     return "\n".join(lines) + "\n"
 
 

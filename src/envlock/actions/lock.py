@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -17,6 +18,8 @@ from packaging.utils import NormalizedName
 from packaging.version import Version
 
 from envlock.actions.interpreter import lock_interpreters
+from envlock.actions.lock_policy import enforce, held_back, resolver_policy, utcnow
+from envlock.audit.policy import Finding
 from envlock.cache.registry import remember_lock
 from envlock.cache.store import ArtifactStore
 from envlock.errors import ResolutionError, UsageError
@@ -42,6 +45,7 @@ class LockOptions:
     cache_dir: Path
     upgrade: bool = False
     upgrade_packages: frozenset[NormalizedName] = frozenset()
+    now: datetime | None = None  # min-age counts back from here (default: the clock)
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,7 @@ class LockResult:
     warnings: tuple[str, ...] = field(default=())
     interpreters: Mapping[str, LockedInterpreter] = field(default_factory=dict)
     interpreter_change: str | None = None  # "CPython 3.11.9 -> 3.11.10", say
+    held_back: tuple[str, ...] = ()  # newer releases [policy] min-age kept out
 
 
 _MAX_UNIFORM_ROUNDS = 50
@@ -104,6 +109,7 @@ def lock_environments(
 ) -> list[LockResult]:
     """Resolve and write the lock of every environment; nothing is written if one fails."""
     progress = progress or LockProgress()
+    now = options.now or utcnow()
     plans = []
     with HttpClient.for_environments(envs) as http:
         session = IndexSession(http, options.cache_dir, progress)
@@ -111,7 +117,7 @@ def lock_environments(
             previous = _previous(env)
             interpreters = lock_interpreters(env, previous, options, progress)
             locker = _EnvLocker(
-                env, session, None if options.upgrade else previous, options, progress
+                env, session, None if options.upgrade else previous, options, progress, now
             )
             if interpreters.chosen:
                 exact = next(iter(interpreters.chosen.values())).version
@@ -119,11 +125,14 @@ def lock_environments(
             resolutions = locker.resolve_all()
             digests = _digests(session, resolutions)
             document = build_lock(env, resolutions, digests, interpreters.chosen or None)
+            unknown = enforce(env, document, now)  # a violation stops here: nothing written
             splits = locker.splits(resolutions)  # may look at pages again: before the close
-            plans.append((env, document, resolutions, splits, previous, interpreters))
+            held = held_back(resolutions, locker.repo, locker.policy)
+            notes = _unknown_licenses(unknown)
+            plans.append((env, document, resolutions, splits, previous, interpreters, held, notes))
     results = []
     # Write only after every environment resolved: a failure leaves all locks as they were.
-    for env, document, resolutions, splits, previous, interpreters in plans:
+    for env, document, resolutions, splits, previous, interpreters, held, notes in plans:
         changed = write_lock(env.lock_path, document)
         remember_lock(ArtifactStore(options.cache_dir), env.lock_path)  # for `cache prune`
         versions: dict[str, set[str]] = {}
@@ -141,13 +150,21 @@ def lock_environments(
                 splits=splits,
                 changes=_changes(previous, resolutions),
                 warnings=tuple(
-                    dict.fromkeys([*warnings, *session.warnings, *interpreters.warnings])
+                    dict.fromkeys([*warnings, *session.warnings, *interpreters.warnings, *notes])
                 ),
                 interpreters=interpreters.chosen,
                 interpreter_change=interpreters.change,
+                held_back=held,
             )
         )
     return results
+
+
+def _unknown_licenses(findings: Sequence[Finding]) -> list[str]:
+    names = [f"{f.name} {f.version}" for f in findings if f.rule == "allowed-licenses"]
+    if not names:
+        return []
+    return [f"license unknown, allowed-licenses cannot be checked: {', '.join(names)}"]
 
 
 def _previous(env: EnvironmentSpec) -> LockFile | None:
@@ -167,6 +184,7 @@ class _EnvLocker:
         previous: LockFile | None,
         options: LockOptions,
         progress: LockProgress,
+        now: datetime,
     ) -> None:
         self.env = env
         self.previous = previous
@@ -179,7 +197,7 @@ class _EnvLocker:
                 {n: u for n, u in locked.items() if n not in options.upgrade_packages},
             )
         )
-        self.policy = Policy(env.prerelease, env.exclude_newer, env.sdist_allowed)
+        self.policy: Policy = resolver_policy(env, now)
         self.preferences: dict[str, dict[str, Version]] = {}
         # A bundled environment resolves for its interpreter's exact version.
         self.targets: list[Target] = env.targets

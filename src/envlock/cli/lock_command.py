@@ -126,6 +126,10 @@ def _summary(r: LockResult) -> None:
         info(f"  interpreter: {' | '.join(labels)} (bundled)")
     for warning in r.warnings:
         warn(warning)
+    if r.held_back:
+        info(f"  held back by min-age ({r.env.policy.min_age_text}):")
+        for line in r.held_back:
+            info(f"    {line}")
     if r.changes or r.interpreter_change:
         info("  changes since the last lock:")
         if r.interpreter_change:

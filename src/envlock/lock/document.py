@@ -36,6 +36,7 @@ class _Entry:
     files: dict[str, DistFile] = field(default_factory=dict)
     requires_python: str | None = None
     requires_dist: dict[str, tuple[str, ...]] = field(default_factory=dict)  # by filename
+    license: str | None = None
 
 
 def requires_python(python: str) -> str:
@@ -83,6 +84,8 @@ def build_lock(
             entry.targets.append(res.target)
             entry.files[pkg.file.filename] = pkg.file
             entry.requires_dist[pkg.file.filename] = pkg.requires_dist
+            if pkg.license is not None:
+                entry.license = min(entry.license or pkg.license, pkg.license)  # deterministic
             if pkg.requires_python is not None:
                 entry.requires_python = str(pkg.requires_python)
     packages = [
@@ -160,5 +163,5 @@ def _package(entry: _Entry, targets: Sequence[Target], digests: Digests) -> dict
     wheels = [f for f in files if f.is_wheel]
     if wheels:
         pkg["wheels"] = [_file_table(f, digests) for f in wheels]
-    pkg["tool"] = {"envlock": PackageRecord.build(entry.requires_dist).to_dict()}
+    pkg["tool"] = {"envlock": PackageRecord.build(entry.requires_dist, entry.license).to_dict()}
     return pkg

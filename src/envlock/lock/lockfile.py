@@ -186,6 +186,11 @@ class LockFile:
         record = self._records.get((name, version))
         return record.requires_of(filename) if record is not None else None
 
+    def license(self, name: str, version: str) -> str | None:
+        """The license recorded at lock time (SPDX when known); None: not recorded."""
+        record = self._records.get((name, version))
+        return record.license if record is not None else None
+
     def locked_versions(self, target: Target) -> dict[NormalizedName, Version]:
         """Versions this lock pins for ``target`` (its preferences on re-lock)."""
         return {name: version for name, (version, _) in self.locked_for(target).items()}

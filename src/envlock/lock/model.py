@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from packaging.utils import NormalizedName
 
 from envlock.errors import UsageError
+from envlock.licenses import MAX_TEXT
 from envlock.platforms import PLATFORMS
 
 if TYPE_CHECKING:
@@ -261,17 +262,21 @@ class PackageRecord:
     """``[packages.tool.envlock]``."""
 
     metadata: tuple[MetadataGroup, ...]
+    license: str | None = None  # what the metadata declared (envlock.licenses.from_metadata)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "metadata": [
-                {"files": list(g.files), "requires-dist": list(g.requires_dist)}
-                for g in self.metadata
-            ]
-        }
+        table: dict[str, Any] = {}
+        if self.license is not None:
+            table["license"] = self.license
+        table["metadata"] = [
+            {"files": list(g.files), "requires-dist": list(g.requires_dist)} for g in self.metadata
+        ]
+        return table
 
     @classmethod
-    def build(cls, by_file: Mapping[str, Sequence[str]]) -> PackageRecord:
+    def build(
+        cls, by_file: Mapping[str, Sequence[str]], license: str | None = None
+    ) -> PackageRecord:
         groups: dict[tuple[str, ...], list[str]] = {}
         for filename, requires in sorted(by_file.items()):
             groups.setdefault(tuple(requires), []).append(filename)
@@ -279,7 +284,8 @@ class PackageRecord:
             tuple(
                 MetadataGroup(tuple(files), requires)
                 for requires, files in sorted(groups.items(), key=lambda kv: kv[1])
-            )
+            ),
+            license,
         )
 
     @classmethod
@@ -306,7 +312,14 @@ class PackageRecord:
             files = _strings(where, g.get("files"), here + ".files")
             requires = _strings(where, g.get("requires-dist"), here + ".requires-dist")
             out.append(MetadataGroup(files, requires))
-        return cls(tuple(out))
+        license = table.get("license")
+        if license is not None and (
+            not isinstance(license, str)
+            or len(license) > MAX_TEXT
+            or any(ord(c) < 0x20 or ord(c) == 0x7F for c in license)
+        ):
+            raise lock_error(where, location + ".license", f"not a license: {license!r:.60}")
+        return cls(tuple(out), license)
 
     def requires_of(self, filename: str) -> tuple[str, ...] | None:
         for group in self.metadata:

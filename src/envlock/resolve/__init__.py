@@ -38,6 +38,7 @@ class ResolvedPackage:
     requires_dist: tuple[str, ...] = ()  # its metadata's dependencies, canonical form
     # Who asked for it and what they asked: ("the spec" | "pkg 1.0", "name>=2")
     required_by: tuple[tuple[str, str], ...] = ()
+    license: str | None = None  # as its metadata declares it (envlock.licenses)
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,7 @@ def resolve(
             cand.requires_python,  # type: ignore[attr-defined]
             requires_key(meta.requires_dist),
             asked,
+            meta.license,
         )
         if file.yanked:
             why = f": {file.yank_reason}" if file.yank_reason else ""

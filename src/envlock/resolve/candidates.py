@@ -22,6 +22,7 @@ from packaging.version import Version
 
 from envlock.index.simple import DistFile
 from envlock.platforms import LEGACY_MANYLINUX, Target, dotted
+from envlock.spec_policy import denied_by
 
 PYTHON = "<python>"
 
@@ -34,6 +35,8 @@ RejectKind = Literal[
     "prerelease",
     "constraint",
     "bad_metadata",
+    "denied",
+    "cooldown",
 ]
 
 
@@ -110,6 +113,10 @@ class Policy:
     prerelease: Literal["disallow", "allow"] = "disallow"
     exclude_newer: datetime | None = None
     sdist_allowed: Callable[[str], bool] | None = None
+    deny: tuple[Requirement, ...] = ()  # [policy] deny: never chosen, even when pinned
+    # [policy] min-age: files uploaded after this are held back unless the version is pinned.
+    cooldown: datetime | None = None
+    min_age: str = ""  # as the spec says it ("7 days"), for messages
 
 
 class Evaluator:
@@ -142,6 +149,19 @@ class Evaluator:
     def _evaluate(
         self, name: str, version: Version, files: Sequence[DistFile], pinned: bool
     ) -> Candidate | Rejection:
+        if self.policy.deny:
+            rule = denied_by(self.policy.deny, name, version, self.target.environment)
+            if rule is not None:
+                return Rejection(
+                    "denied",
+                    f"denied by the [policy] deny rule {str(rule)!r}",
+                    f"change the [policy] deny rule {str(rule)!r} if this version is acceptable",
+                )
+        if self.policy.cooldown is not None and not pinned:
+            rejection = self._cooldown(name, version, files)
+            if isinstance(rejection, Rejection):
+                return rejection
+            files = rejection
         cutoff = self.policy.exclude_newer
         if cutoff is not None:
             kept = [f for f in files if f.upload_time is not None and f.upload_time <= cutoff]
@@ -173,6 +193,27 @@ class Evaluator:
         if chosen is None:
             return diagnose_wheels(name, usable, self.target, self.policy.sdist_allowed)
         return Candidate(name, version, frozenset(), chosen, chosen.requires_python)
+
+    def _cooldown(
+        self, name: str, version: Version, files: Sequence[DistFile]
+    ) -> Sequence[DistFile] | Rejection:
+        """``files`` older than the cooldown, or why none is (a file without an upload time
+        cannot be shown to be old enough: the rule is for safety, so it does not pass)."""
+        cutoff = self.policy.cooldown
+        assert cutoff is not None
+        kept = [f for f in files if f.upload_time is not None and f.upload_time <= cutoff]
+        if kept:
+            return kept
+        times = [f.upload_time for f in files if f.upload_time is not None]
+        when = (
+            f"uploaded {min(times).strftime('%Y-%m-%d %H:%M')} UTC, within min-age "
+            f"({self.policy.min_age})"
+            if times
+            else f"its index gives no upload time, so min-age ({self.policy.min_age}) cannot "
+            "be checked"
+        )
+        fix = f"wait, or pin it exactly if it is trusted: {name}=={version}"
+        return Rejection("cooldown", when, fix)
 
     def best_file(self, files: Iterable[DistFile]) -> DistFile | None:
         """The file the target installs: its best-ranked wheel, else an allowed sdist."""

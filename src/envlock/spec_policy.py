@@ -1,0 +1,208 @@
+"""The spec's ``[policy]`` table: what a lock may contain, enforced by ``lock`` and ``audit``.
+
+* ``allowed-indexes``: index names (an ``[[index]]`` name, or ``pypi``) or URL prefixes.
+* ``deny``: PEP 508 requirements no lock may choose (``"pyyaml<5.4"``, ``"tensorflow"``).
+* ``min-age``: a cooldown (``"7 days"``): files uploaded more recently are not chosen unless a
+  requirement pins that exact version.
+* ``allowed-licenses``: SPDX ids; a package whose license is outside them is a violation.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from packaging.licenses import InvalidLicenseExpression, canonicalize_license_expression
+from packaging.markers import Environment, Marker
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from envlock._urls import redact
+from envlock.spec_indexes import DEFAULT_INDEX_URL, Index
+from envlock.spec_values import Where, check_keys
+
+_POLICY_KEYS = {"allowed-indexes", "deny", "min-age", "allowed-licenses"}
+_UNITS = {
+    "s": 1,
+    "second": 1,
+    "m": 60,
+    "min": 60,
+    "minute": 60,
+    "h": 3600,
+    "hour": 3600,
+    "d": 86400,
+    "day": 86400,
+    "w": 604800,
+    "week": 604800,
+}
+_AGE = re.compile(r"(\d{1,6})\s*([a-z]+?)s?")
+_MAX_AGE = timedelta(days=3660)
+
+
+@dataclass(frozen=True)
+class IndexRule:
+    """One ``allowed-indexes`` entry: as written, and the URL prefix it stands for."""
+
+    text: str
+    prefix: str
+
+
+@dataclass(frozen=True)
+class SpecPolicy:
+    """``[policy]``; empty (the default) allows everything."""
+
+    allowed_indexes: tuple[IndexRule, ...] | None = None
+    deny: tuple[str, ...] = ()
+    min_age: timedelta | None = None
+    min_age_text: str = ""
+    allowed_licenses: tuple[str, ...] | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self == SpecPolicy()
+
+    @property
+    def deny_rules(self) -> tuple[Requirement, ...]:
+        return tuple(Requirement(d) for d in self.deny)
+
+    def index_allowed(self, url: str | None) -> bool:
+        """Whether a file from the index at ``url`` may be locked (None: its index is unknown,
+        allowed only when there is no rule)."""
+        if self.allowed_indexes is None:
+            return True
+        if url is None:
+            return False
+        return any(url.startswith(rule.prefix) for rule in self.allowed_indexes)
+
+    def as_dict(self) -> dict[str, Any]:
+        """For the spec hash: a policy change makes the lock stale (it may resolve otherwise)."""
+        out: dict[str, Any] = {}
+        if self.allowed_indexes is not None:
+            out["allowed-indexes"] = [r.prefix for r in self.allowed_indexes]
+        if self.deny:
+            out["deny"] = sorted(self.deny)
+        if self.min_age is not None:
+            out["min-age"] = int(self.min_age.total_seconds())
+        if self.allowed_licenses is not None:
+            out["allowed-licenses"] = sorted(self.allowed_licenses)
+        return out
+
+
+def denied_by(
+    rules: Sequence[Requirement], name: str, version: Version, environment: Environment
+) -> Requirement | None:
+    """The first deny rule that matches ``name`` ``version`` on a target with ``environment``
+    (marker variables), or None."""
+    canonical = canonicalize_name(name)
+    for rule in rules:
+        if canonicalize_name(rule.name) != canonical:
+            continue
+        if not rule.specifier.contains(version, prereleases=True):
+            continue
+        if rule.marker is not None and not _marker_true(rule.marker, environment):
+            continue
+        return rule
+    return None
+
+
+def _marker_true(marker: Marker, environment: Environment) -> bool:
+    try:
+        return marker.evaluate(dict(environment))  # type: ignore[arg-type]
+    except Exception:  # a marker this target cannot evaluate: the rule counts (stricter)
+        return True
+
+
+def parse_policy(ctx: Where, value: Any, indexes: Sequence[Index]) -> SpecPolicy:
+    """``[policy]`` of a spec whose ``[[index]]`` tables are ``indexes``."""
+    if value is None:
+        return SpecPolicy()
+    if not isinstance(value, Mapping):
+        raise ctx.fail("policy", "must be a table ([policy])")
+    check_keys(ctx, value, _POLICY_KEYS, "policy.")
+    allowed = value.get("allowed-indexes")
+    licenses = value.get("allowed-licenses")
+    age, age_text = _min_age(ctx, value.get("min-age"))
+    return SpecPolicy(
+        allowed_indexes=None if allowed is None else _index_rules(ctx, allowed, indexes),
+        deny=_deny(ctx, value.get("deny", [])),
+        min_age=age,
+        min_age_text=age_text,
+        allowed_licenses=None if licenses is None else _licenses(ctx, licenses),
+    )
+
+
+def _strings(ctx: Where, value: Any, key: str, example: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ctx.fail(key, f"must be a list of strings, e.g. {example}")
+    return list(value)
+
+
+def _index_rules(ctx: Where, value: Any, indexes: Sequence[Index]) -> tuple[IndexRule, ...]:
+    key = "policy.allowed-indexes"
+    rules = []
+    by_name = {i.name: i.url for i in indexes}
+    for text in _strings(ctx, value, key, '["pypi", "https://pkgs.example.com/simple/"]'):
+        if "://" in text:
+            parts = urlsplit(text)
+            if parts.scheme not in ("http", "https", "file") or not (parts.netloc or parts.path):
+                raise ctx.fail(key, f"not an index URL: {text!r}")
+            if parts.username or parts.password:
+                raise ctx.fail(key, f"credentials in {redact(text)!r}: use netrc or env instead")
+            # "https://host" must not admit "https://host.evil.com/": a bare host ends in "/".
+            prefix = text if parts.path else text + "/"
+        elif text in by_name:
+            prefix = by_name[text]
+        elif text == "pypi":
+            prefix = DEFAULT_INDEX_URL
+        else:
+            known = ", ".join(sorted({*by_name, "pypi"}))
+            raise ctx.fail(key, f"no index named {text!r} (known: {known}), and not a URL")
+        rules.append(IndexRule(text, prefix))
+    return tuple(rules)
+
+
+def _deny(ctx: Where, value: Any) -> tuple[str, ...]:
+    out = []
+    for i, text in enumerate(_strings(ctx, value, "policy.deny", '["pyyaml<5.4"]')):
+        key = f"policy.deny[{i}]"
+        try:
+            req = Requirement(text)
+        except InvalidRequirement as exc:
+            first = str(exc).splitlines()[0]
+            raise ctx.fail(key, f"invalid requirement {text!r}: {first}") from None
+        if req.url or req.extras:
+            raise ctx.fail(key, f"a deny rule is a name and versions (and a marker): {text!r}")
+        out.append(str(req))
+    return tuple(out)
+
+
+def _min_age(ctx: Where, value: Any) -> tuple[timedelta | None, str]:
+    if value is None:
+        return None, ""
+    example = 'a duration like "7 days", "36 hours" or "2 weeks"'
+    if not isinstance(value, str):
+        raise ctx.fail("policy.min-age", f"must be {example}, got {value!r}")
+    m = _AGE.fullmatch(value.strip().lower())
+    unit = _UNITS.get(m.group(2)) if m else None
+    if m is None or unit is None:
+        raise ctx.fail("policy.min-age", f"must be {example}, got {value!r}")
+    age = timedelta(seconds=int(m.group(1)) * unit)
+    if age > _MAX_AGE:
+        raise ctx.fail("policy.min-age", f"{value!r} is more than ten years")
+    return (age if age else None), value.strip()
+
+
+def _licenses(ctx: Where, value: Any) -> tuple[str, ...]:
+    out = []
+    for text in _strings(ctx, value, "policy.allowed-licenses", '["MIT", "Apache-2.0"]'):
+        try:
+            canonical = str(canonicalize_license_expression(text))
+        except InvalidLicenseExpression:
+            raise ctx.fail("policy.allowed-licenses", f"not an SPDX identifier: {text!r}") from None
+        out.append(canonical)
+    return tuple(out)

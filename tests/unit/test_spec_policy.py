@@ -1,0 +1,97 @@
+"""``[policy]`` in the spec: values, errors, the spec hash, deny matching (pure)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+from envlock.errors import SpecError
+from envlock.platforms import Target
+from envlock.spec import parse_spec
+from envlock.spec_policy import denied_by
+
+BASE = {"python": "3.11", "interpreter": "system", "platforms": ["linux-64"]}
+
+
+def _spec(policy, **extra):
+    return parse_spec({**BASE, **extra, "policy": policy}, Path("envlock.toml")).root
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("7 days", 7 * 86400),
+        ("1 day", 86400),
+        ("36 hours", 36 * 3600),
+        ("2 weeks", 14 * 86400),
+        ("90 min", 5400),
+        ("7d", 7 * 86400),
+        ("12h", 43200),
+        (" 3 Days ", 3 * 86400),
+    ],
+)
+def test_min_age(text, seconds):
+    assert _spec({"min-age": text}).policy.min_age == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("bad", ["7", "seven days", "7 fortnights", "-1 day", "99999 weeks", 7, ""])
+def test_bad_min_age(bad):
+    with pytest.raises(SpecError, match=r"policy\.min-age"):
+        _spec({"min-age": bad})
+
+
+def test_allowed_indexes_names_and_prefixes():
+    spec = _spec(
+        {"allowed-indexes": ["corp", "https://mirror.example.com", "pypi"]},
+        index=[{"name": "corp", "url": "https://corp.example/simple"}],
+    )
+    policy = spec.policy
+    assert policy.index_allowed("https://corp.example/simple/")
+    assert policy.index_allowed("https://mirror.example.com/simple/")
+    assert policy.index_allowed("https://pypi.org/simple/")
+    # A bare host is a prefix of its own paths, not of a look-alike host.
+    assert not policy.index_allowed("https://mirror.example.com.evil.org/simple/")
+    assert not policy.index_allowed("https://other.example/simple/")
+    assert not policy.index_allowed(None)
+
+
+def test_no_rule_allows_everything_and_leaves_the_hash_alone():
+    plain = parse_spec(BASE, Path("envlock.toml")).root
+    assert plain.policy.empty and plain.policy.index_allowed(None)
+    assert _spec({}).content_hash() == plain.content_hash()
+    assert _spec({"deny": ["x"]}).content_hash() != plain.content_hash()
+
+
+def test_policy_is_inherited_by_environments():
+    spec = parse_spec(
+        {**BASE, "policy": {"deny": ["x<2"]}, "environments": {"train": {"python": "3.12"}}},
+        Path("envlock.toml"),
+    )
+    assert spec.environments["train"].policy.deny == ("x<2",)
+
+
+def test_policy_in_an_environment_is_refused():
+    with pytest.raises(SpecError, match="policy"):
+        parse_spec({**BASE, "environments": {"t": {"policy": {}}}}, Path("envlock.toml"))
+
+
+@pytest.mark.parametrize(
+    ("rule", "name", "version", "platform", "hit"),
+    [
+        ("pyyaml<5.4", "PyYAML", "5.3.1", "linux-64", True),
+        ("pyyaml<5.4", "pyyaml", "5.4", "linux-64", False),
+        ("tensorflow", "tensorflow", "2.16.0", "linux-64", True),
+        ("tensorflow", "tensorflow", "2.17.0rc1", "linux-64", True),  # prereleases too
+        ("foo_bar==1.*", "foo-bar", "1.2", "linux-64", True),
+        ("lib; sys_platform == 'win32'", "lib", "1.0", "linux-64", False),
+        ("lib; sys_platform == 'win32'", "lib", "1.0", "win-64", True),
+    ],
+)
+def test_denied_by(rule, name, version, platform, hit):
+    target = Target(platform, "3.11")
+    found = denied_by((Requirement(rule),), name, Version(version), target.environment)
+    assert (found is not None) is hit
