@@ -43,6 +43,7 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ENVLOCK_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("ENVLOCK_INDEX_URL", raising=False)
     monkeypatch.delenv("ENVLOCK_PYTHON_MIRROR", raising=False)
+    monkeypatch.delenv("ENVLOCK_OSV_URL", raising=False)
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("USERPROFILE", str(home))
     for var in ("NETRC", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME"):

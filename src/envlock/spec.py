@@ -209,6 +209,8 @@ def load_spec(path: Path) -> Spec:
         raise SpecError(f"{path}: spec is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{path}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise SpecError(f"{path}: invalid TOML: nested too deeply") from None
     return parse_spec(data, path)
 
 

@@ -218,6 +218,8 @@ def parse(path: Path, raw: bytes) -> LockFile:
         raise _invalid(path, exc) from None
     except (InvalidMarker, InvalidVersion, ValueError, TypeError) as exc:
         raise _invalid(path, exc) from None
+    except RecursionError:
+        raise lock_error(path, "", "invalid TOML: nested too deeply") from None
     return LockFile(
         path, data, pylock, EnvlockTable.from_lock(data, path), hashlib.sha256(raw).hexdigest()
     )

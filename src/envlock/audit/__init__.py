@@ -1,0 +1,1 @@
+"""Supply-chain checks of a lock: policy, licenses, vulnerabilities, inventories and SBOMs."""

@@ -1,0 +1,318 @@
+"""The OSV API (https://google.github.io/osv.dev/api/): the ids it lists for pinned PyPI versions
+(``POST /v1/querybatch``) and their full records (``GET /v1/vulns/ID``), cached for an hour.
+
+Cache layout, under ``<cache>/osv/<hash of the base URL>/``: ``batch/<hash>.json`` (the ids and
+``modified`` times listed for one sorted set of (name, version)) and ``vulns/<ID>.json`` (a
+record, reused past the hour while the service reports the same ``modified``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from envlock import __version__
+from envlock.audit.osv import ECOSYSTEM, InvalidRecord, is_valid_id, record_id
+from envlock.errors import NetworkError, UsageError
+from envlock.index.auth import redact
+from envlock.index.transport import (
+    HttpSettings,
+    enforce_deadlines,
+    is_loopback,
+    set_deadline,
+    ssl_context,
+)
+
+__all__ = ["CACHE_TTL", "DEFAULT_URL", "ENV_VAR", "Answer", "base_url", "query"]
+
+DEFAULT_URL = "https://api.osv.dev"
+ENV_VAR = "ENVLOCK_OSV_URL"
+CACHE_TTL = 3600.0
+BATCH_SIZE = 1000  # the API's limit of queries per querybatch
+MAX_PAGES = 100
+MAX_BODY = 64 * 1024 * 1024
+WORKERS = 8
+_RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+
+Pair = tuple[str, str]
+Listed = list[tuple[str, str | None]]  # (id, modified) the service lists for one pair
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Full records of what the service lists, per (name, version) asked."""
+
+    records: dict[Pair, tuple[dict[str, Any], ...]]
+    warnings: tuple[str, ...]
+
+
+def base_url(override: str | None = None) -> str:
+    """The API's base URL: ``override``, else ``ENVLOCK_OSV_URL``, else api.osv.dev; checked
+    (HTTPS, or plain HTTP to this machine only; no credentials, query or fragment)."""
+    raw, origin = override, "OSV API URL"
+    if raw is None:
+        raw, origin = os.environ.get(ENV_VAR) or None, ENV_VAR
+    if raw is None:
+        return DEFAULT_URL
+    raw = raw.strip()
+    try:
+        parts = urlsplit(raw)
+        host, _ = parts.hostname, parts.port
+    except ValueError:
+        host, parts = None, urlsplit("")
+    scheme = parts.scheme.lower()
+    problem = None
+    if scheme not in ("http", "https") or not host:
+        problem = "not an http(s) URL"
+    elif "@" in parts.netloc:
+        problem = "credentials in the URL are not supported"
+    elif parts.query or parts.fragment:
+        problem = "a query or fragment is not supported"
+    elif scheme == "http" and not is_loopback(host):
+        problem = "plain http is only allowed to this machine; use https"
+    if problem is not None:
+        raise UsageError(f"{origin} {redact(raw)!r}: {problem}")
+    return raw.rstrip("/")
+
+
+def query(
+    packages: Sequence[Pair], *, base: str, cache_dir: Path, ttl: float = CACHE_TTL
+) -> Answer:
+    """Ask the service at ``base`` about every (canonical name, version) in ``packages``."""
+    pairs = sorted(set(packages))
+    cache = _Cache(cache_dir / "osv" / _digest(base)[:16], ttl)
+    listed: dict[Pair, Listed] = {}
+    warnings: list[str] = []
+    with _Client(base) as client:
+        for start in range(0, len(pairs), BATCH_SIZE):
+            chunk = pairs[start : start + BATCH_SIZE]
+            key = f"batch/{_digest(json.dumps(chunk))}"
+            results = _listed(cache.read(key), len(chunk))
+            if results is None:
+                results = client.querybatch(chunk)
+                cache.write(key, results)
+            listed.update(zip(chunk, results, strict=True))
+        modified = {vid: mod for hits in listed.values() for vid, mod in hits}
+        records: dict[str, dict[str, Any]] = {}
+        missing = []
+        for vid in sorted(modified):
+            record = _record(cache.read(f"vulns/{vid.replace(':', '_')}", modified[vid]), vid)
+            if record is None:
+                missing.append(vid)
+            else:
+                records[vid] = record
+        for vid, fetched in zip(missing, client.pool.map(client.vuln, missing), strict=True):
+            if fetched is None:
+                warnings.append(f"{base} lists {vid} but has no record of it (HTTP 404); skipped")
+                continue
+            records[vid] = fetched
+            cache.write(f"vulns/{vid.replace(':', '_')}", fetched)
+    out = {p: tuple(records[v] for v, _ in hits if v in records) for p, hits in listed.items()}
+    return Answer(out, tuple(warnings))
+
+
+class _Client:
+    """POST/GET JSON with timeouts, deadlines and a couple of retries; one-line errors."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.settings = HttpSettings.from_env()
+        self.retries = min(self.settings.retries, 2)
+        self._client = httpx.Client(
+            headers={"User-Agent": f"envlock/{__version__}"},
+            timeout=httpx.Timeout(self.settings.timeout, connect=min(15.0, self.settings.timeout)),
+            follow_redirects=False,
+            verify=ssl_context(),
+            trust_env=True,
+            limits=httpx.Limits(max_connections=WORKERS, max_keepalive_connections=WORKERS),
+        )
+        enforce_deadlines(self._client)
+        self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="envlock-osv")
+
+    def __enter__(self) -> _Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self._client.close()
+
+    def querybatch(self, chunk: Sequence[Pair]) -> list[Listed]:
+        """The (id, modified) listed for each pair, following ``next_page_token``s."""
+        results: list[Listed] = [[] for _ in chunk]
+        pending: dict[int, str | None] = dict.fromkeys(range(len(chunk)))
+        for _ in range(MAX_PAGES):
+            order = list(pending)
+            queries = [_query(chunk[i], pending[i]) for i in order]
+            answer = self._json("POST", "/v1/querybatch", {"queries": queries})
+            found = answer.get("results") if isinstance(answer, dict) else None
+            if not isinstance(found, list) or len(found) != len(order):
+                raise self._malformed("/v1/querybatch", "not one result per query")
+            pending = {}
+            for i, result in zip(order, found, strict=True):
+                vulns = result.get("vulns", []) if isinstance(result, dict) else None
+                if not isinstance(vulns, list):
+                    raise self._malformed("/v1/querybatch", "a result without a vulns list")
+                for vuln in vulns:
+                    vid = vuln.get("id") if isinstance(vuln, dict) else None
+                    if not isinstance(vid, str) or not is_valid_id(vid):
+                        raise self._malformed("/v1/querybatch", "an invalid vulnerability id")
+                    mod = vuln.get("modified")
+                    results[i].append((vid, mod if isinstance(mod, str) else None))
+                token = result.get("next_page_token")
+                if isinstance(token, str) and token:
+                    pending[i] = token
+            if not pending:
+                return results
+        raise self._malformed("/v1/querybatch", f"still paging after {MAX_PAGES} pages")
+
+    def vuln(self, vid: str) -> dict[str, Any] | None:
+        """The full record of ``vid``; None when the service has none (404)."""
+        path = f"/v1/vulns/{quote(vid, safe=':')}"
+        record = self._json("GET", path, None, missing_ok=True)
+        if record is None:
+            return None
+        try:
+            if record_id(record) != vid:
+                raise InvalidRecord(f"the record of {record_id(record)}")
+        except InvalidRecord as exc:
+            raise self._malformed(path, f"not the record of {vid} ({exc})") from None
+        assert isinstance(record, dict)
+        return record
+
+    def _json(self, method: str, path: str, payload: Any, *, missing_ok: bool = False) -> Any:
+        url = self.base + path
+        status, body = self._send(method, url, payload)
+        if status == 404 and missing_ok:
+            return None
+        if status != 200:
+            raise NetworkError(
+                f"OSV API {method} {url}: HTTP {status}",
+                hint=f"check {ENV_VAR}, or audit offline with --vulnerability-db",
+            )
+        try:
+            return json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            raise self._malformed(path, "not JSON") from None
+
+    def _send(self, method: str, url: str, payload: Any) -> tuple[int, bytes]:
+        attempt = 0
+        while True:
+            attempt += 1
+            set_deadline(self.settings.deadline)
+            try:
+                with self._client.stream(method, url, json=payload) as response:
+                    if response.status_code in _RETRY_STATUS and attempt <= self.retries:
+                        time.sleep(self.settings.backoff * 2 ** (attempt - 1))
+                        continue
+                    return response.status_code, _read(response, url)
+            except httpx.TransportError as exc:
+                detail = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+                if "CERTIFICATE_VERIFY_FAILED" in detail:  # retrying cannot make it trusted
+                    raise NetworkError(
+                        f"TLS certificate of the OSV API at {url} is not trusted",
+                        hint="behind a proxy or with a private CA, point SSL_CERT_FILE at it",
+                    ) from None
+                if attempt > self.retries:
+                    tries = f" (after {attempt} attempts)" if attempt > 1 else ""
+                    raise NetworkError(
+                        f"cannot reach the OSV API at {url}: {redact(detail)}{tries}",
+                        hint="check your connection and proxy settings, or audit offline "
+                        "with --vulnerability-db",
+                    ) from None
+                time.sleep(self.settings.backoff * 2 ** (attempt - 1))
+            finally:
+                set_deadline(None)
+
+    def _malformed(self, path: str, what: str) -> NetworkError:
+        return NetworkError(f"OSV API at {self.base} answered {path} with {what}")
+
+
+def _query(pair: Pair, token: str | None) -> dict[str, Any]:
+    q: dict[str, Any] = {"package": {"name": pair[0], "ecosystem": ECOSYSTEM}, "version": pair[1]}
+    if token is not None:
+        q["page_token"] = token
+    return q
+
+
+def _read(response: httpx.Response, url: str) -> bytes:
+    body = bytearray()
+    for part in response.iter_bytes():
+        body += part
+        if len(body) > MAX_BODY:
+            raise NetworkError(f"OSV API answer from {url} is larger than {MAX_BODY >> 20} MiB")
+    return bytes(body)
+
+
+def _listed(data: Any, size: int) -> list[Listed] | None:
+    """A cached querybatch answer, or None if it does not have the expected shape."""
+    if not isinstance(data, list) or len(data) != size:
+        return None
+    out: list[Listed] = []
+    for hits in data:
+        if not isinstance(hits, list):
+            return None
+        row: Listed = []
+        for hit in hits:
+            if not (isinstance(hit, list) and len(hit) == 2 and is_valid_id(hit[0])):
+                return None
+            row.append((hit[0], hit[1] if isinstance(hit[1], str) else None))
+        out.append(row)
+    return out
+
+
+def _record(data: Any, vid: str) -> dict[str, Any] | None:
+    try:
+        return data if data is not None and record_id(data) == vid else None
+    except InvalidRecord:
+        return None
+
+
+class _Cache:
+    """JSON files written atomically; unreadable or expired ones count as missing."""
+
+    def __init__(self, root: Path, ttl: float) -> None:
+        self.root, self.ttl = root, ttl
+
+    def read(self, key: str, modified: str | None = None) -> Any:
+        try:
+            entry = json.loads((self.root / f"{key}.json").read_bytes())
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+            return None
+        if not isinstance(entry, dict) or not isinstance(entry.get("fetched"), (int, float)):
+            return None
+        data = entry.get("data")
+        age = time.time() - entry["fetched"]
+        if -60 <= age < self.ttl:
+            return data
+        same = modified is not None and isinstance(data, dict) and data.get("modified") == modified
+        return data if same else None
+
+    def write(self, key: str, data: Any) -> None:
+        path = self.root / f"{key}.json"
+        raw = json.dumps({"fetched": time.time(), "data": data}).encode()
+        with contextlib.suppress(OSError):  # a read-only cache only costs a later request
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(raw)
+                os.replace(tmp, path)
+            finally:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()

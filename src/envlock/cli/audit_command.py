@@ -1,0 +1,215 @@
+"""``envlock audit``: the supply chain of each lock as a table, JSON or a CycloneDX SBOM, checked
+against the spec's ``[policy]`` and, with ``--vulnerabilities``, against OSV."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from envlock.cli.options import CacheOpt, QuietOpt, SpecOpt, VerboseOpt, set_verbosity
+from envlock.cli.output import cache_dir, info, stderr, stdout, warn
+from envlock.spec import SPEC_FILENAME
+
+if TYPE_CHECKING:
+    from envlock.actions.audit import AuditReport, EnvironmentAudit
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    cyclonedx = "cyclonedx"
+
+
+def audit(
+    spec: SpecOpt = Path(SPEC_FILENAME),
+    env: Annotated[
+        list[str],
+        typer.Option("--env", "-e", help="Only this environment ('default' = top level)."),
+    ] = [],  # noqa: B006 - typer reads the default, never mutates it
+    platform: Annotated[
+        list[str],
+        typer.Option("--platform", "-p", help="Only what this platform installs (repeatable)."),
+    ] = [],  # noqa: B006
+    output_format: Annotated[
+        Format, typer.Option("--format", "-f", help="table, json, or a CycloneDX 1.6 SBOM.")
+    ] = Format.table,
+    vulnerabilities: Annotated[
+        bool,
+        typer.Option(
+            "--vulnerabilities",
+            help="Look every pinned version up in OSV (the API, or --vulnerability-db).",
+        ),
+    ] = False,
+    vulnerability_db: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--vulnerability-db",
+            help="Offline OSV data: a directory or zip of OSV JSON (e.g. PyPI's all.zip).",
+        ),
+    ] = None,
+    fail_on_vulnerability: Annotated[
+        bool,
+        typer.Option("--fail-on-vulnerability", help="Exit 1 when a vulnerability is found."),
+    ] = False,
+    output: Annotated[
+        Optional[Path], typer.Option("--output", "-o", help="Write the report to this file.")
+    ] = None,
+    timestamp: Annotated[
+        bool,
+        typer.Option("--timestamp", help="cyclonedx: record the current time (not reproducible)."),
+    ] = False,
+    cache: CacheOpt = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """List what each lock installs and check it against the spec's [policy] (exit 1 on a
+    violation) and, with --vulnerabilities, known vulnerabilities."""
+    from envlock.actions.audit import audit as run_audit
+    from envlock.actions.check import select_environments
+    from envlock.errors import PolicyError, UsageError
+
+    set_verbosity(quiet, verbose)
+    if vulnerability_db is not None or fail_on_vulnerability:
+        vulnerabilities = True
+    envs = select_environments(spec, env, [], None)
+    if output_format is Format.cyclonedx and len(envs) != 1:
+        names = ", ".join(e.label for e in envs)
+        raise UsageError(f"an SBOM describes one lock: pass --env NAME (one of {names})")
+    report = run_audit(
+        envs,
+        platform,
+        vulnerabilities=vulnerabilities,
+        db=vulnerability_db,
+        cache_dir=cache_dir(cache),
+    )
+    for warning in report.warnings:
+        warn(warning)
+    if output_format is Format.table:
+        _emit(output, None)
+        for e in report.environments:
+            _table(report, e)
+        if report.vulnerabilities is not None:
+            _vulnerability_table(report)
+    else:
+        _emit(output, _document(report, output_format, timestamp))
+    violations = report.violations
+    for environment, finding in violations:
+        stderr.print(f"policy: {environment}: {finding.describe()}", markup=False)
+    found = len(report.vulnerabilities or ())
+    if violations:
+        raise PolicyError(
+            f"{len(violations)} policy violation{'s' if len(violations) > 1 else ''} "
+            "(listed above)",
+            hint="change the requirements or the [policy] in the spec, then `envlock lock`",
+        )
+    if found and fail_on_vulnerability:
+        raise PolicyError(
+            f"{found} known vulnerabilit{'ies' if found > 1 else 'y'} in the locked versions",
+            hint="upgrade to a fixed version (envlock lock --upgrade-package NAME)",
+        )
+
+
+def _document(report: AuditReport, fmt: Format, timestamp: bool) -> str:
+    if fmt is Format.json:
+        from envlock.actions.audit import as_json
+
+        return json.dumps(as_json(report), indent=2, sort_keys=True) + "\n"
+    from datetime import datetime, timezone
+
+    from envlock.audit.sbom import cyclonedx
+
+    e = report.environments[0]
+    when = datetime.now(timezone.utc).replace(microsecond=0) if timestamp else None
+    return cyclonedx(e.lock, e.rows, platforms=e.platforms, timestamp=when) + "\n"
+
+
+def _emit(output: Path | None, text: str | None) -> None:
+    """Write ``text`` to ``output`` atomically (or stdout); None: nothing to write yet."""
+    if text is None:
+        return
+    if output is None:
+        stdout.out(text, end="", highlight=False)
+        return
+    from envlock._fs import atomic_write_bytes
+
+    atomic_write_bytes(output, text.encode())
+    info(f"wrote {output}")
+
+
+def _table(report: AuditReport, e: EnvironmentAudit) -> None:
+    from rich.table import Table
+
+    from envlock.actions.audit import status
+
+    every = set(e.lock.targets)
+    table = Table(
+        "package",
+        "version",
+        "platforms",
+        "index",
+        "kind",
+        "license",
+        "uploaded",
+        "status",
+        title=f"{e.env.label} ({e.lock.path.name}, {len(e.rows)} packages)",
+        title_justify="left",
+    )
+    for row in e.rows:
+        findings = e.findings_of(row)
+        state = status(findings)
+        vulns = report.vulnerabilities_of(row.name, row.version)
+        text = {"ok": "[green]ok[/green]", "unknown": "[yellow]unknown[/yellow]"}.get(
+            state, "[bold red]violation[/bold red]"
+        )
+        if findings:
+            text += " (" + ", ".join(sorted({f.rule for f in findings})) + ")"
+        if vulns:
+            text += f" [bold red]{len(vulns)} vuln[/bold red]"
+        table.add_row(
+            row.name,
+            row.version,
+            "all" if set(row.platforms) == every else ", ".join(row.platforms),
+            e.index_label(row.index),
+            "+".join(row.kinds),
+            row.license or "[dim]unknown[/dim]",
+            row.upload_time.strftime("%Y-%m-%d") if row.upload_time else "-",
+            text,
+        )
+    stdout.print(table)
+
+
+def _vulnerability_table(report: AuditReport) -> None:
+    from rich.table import Table
+
+    vulns = report.vulnerabilities or ()
+    if not vulns:
+        info(f"no known vulnerabilities ({report.vulnerability_source})")
+        return
+    table = Table(
+        "id",
+        "aliases",
+        "package",
+        "version",
+        "fixed in",
+        "summary",
+        title=f"known vulnerabilities ({report.vulnerability_source})",
+        title_justify="left",
+    )
+    for v in vulns:
+        table.add_row(
+            v.id,
+            ", ".join(v.aliases),
+            v.package,
+            v.version,
+            ", ".join(v.fixed_in) or "-",
+            v.summary,
+        )
+    stdout.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(audit)
