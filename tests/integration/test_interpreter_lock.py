@@ -99,7 +99,7 @@ def test_lock_check_notices_a_changed_interpreter(index, project: Path, tmp_path
     assert "the spec asks for the system interpreter, the lock has the bundled one" in r.stderr
     r = envlock(project, "lock")
     assert r.code == 0, r.stderr
-    assert "~ python CPython 3.11.4 -> system interpreter" in r.stderr
+    assert "~ python CPython 3.11.4 -> 3.11 (system interpreter)" in r.stderr
     assert "interpreter" not in load_lock(project / "pylock.toml")["tool"]["envlock"]["targets"][0]
 
 

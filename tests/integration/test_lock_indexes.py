@@ -108,7 +108,7 @@ def test_relock_never_falls_through_to_another_index(index, project) -> None:
     r = envlock(project, "lock", "--upgrade-package", "internal")
     assert r.code == 0, r.stderr
     assert _packages(project)["internal"]["index"] == public.url
-    assert f"~ internal 1.0 -> 5.0 (index {private.url} -> {public.url})" in r.stderr
+    assert f"~ internal 1.0 -> 5.0 (upgraded; index {private.url} -> {public.url})" in r.stderr
 
 
 def test_relock_summary_lists_version_changes(index, project) -> None:
@@ -119,7 +119,7 @@ def test_relock_summary_lists_version_changes(index, project) -> None:
     r = envlock(project, "lock", "--upgrade")
     assert r.code == 0
     # --upgrade ignores the old lock for resolution; the summary still compares with it
-    assert "    ~ a 1.0 -> 2.0\n    + b 1.0\n" in r.stderr
+    assert "    ~ a 1.0 -> 2.0 (upgraded)\n    + b 1.0\n" in r.stderr
     r = envlock(project, "lock")
     assert "changes since the last lock" not in r.stderr  # nothing changed
 
@@ -133,7 +133,7 @@ def test_summary_shows_added_removed_and_upgraded(index, project) -> None:
     r = envlock(project, "lock", "--upgrade-package", "a")
     assert r.code == 0, r.stderr
     assert "  changes since the last lock:" in r.stderr
-    assert "    ~ a 1.0 -> 2.0" in r.stderr
+    assert "    ~ a 1.0 -> 2.0 (upgraded)" in r.stderr
     assert "    + new 1.0" in r.stderr
     assert "    - gone 1.0" in r.stderr
 

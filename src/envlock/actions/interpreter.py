@@ -2,7 +2,8 @@
 
 The choice is pure (:func:`envlock.interpreters.plan`); this module adds the one thing that
 needs the network, the archive sizes python-build-standalone's table does not list (a HEAD
-request, through the mirror when one is set), and says what changed since the last lock.
+request, through the mirror when one is set). What changed since the last lock is
+:mod:`envlock.lock.diff`'s job.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ class InterpreterLock:
 
     chosen: Mapping[str, LockedInterpreter] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
-    change: str | None = None
 
 
 def lock_interpreters(
@@ -42,12 +42,12 @@ def lock_interpreters(
 ) -> InterpreterLock:
     old = _previous(previous)
     if env.interpreter != "bundled":
-        return InterpreterLock(change=_change(previous is not None, old, {}))
+        return InterpreterLock()
     progress.enter(f"choosing the interpreter of {env.label}")
     upgrade = options.upgrade or "python" in options.upgrade_packages
     chosen = plan(env, old, standalone_builds, upgrade=upgrade)
     sized, warnings = _with_sizes(env, chosen)
-    return InterpreterLock(sized, warnings, _change(previous is not None, old, sized))
+    return InterpreterLock(sized, warnings)
 
 
 def _previous(previous: LockFile | None) -> dict[str, LockedInterpreter]:
@@ -89,14 +89,3 @@ def _with_sizes(
         f"size of {len(unknown)} interpreter archive(s) not recorded ({why}); "
         "the sha256 still checks them",
     )
-
-
-def _change(
-    had_lock: bool, old: Mapping[str, LockedInterpreter], new: Mapping[str, LockedInterpreter]
-) -> str | None:
-    """``CPython 3.11.9 (20250101) -> CPython 3.11.10 (20250401)``; None when unchanged."""
-    before = " | ".join(sorted({i.label for i in old.values()})) or "system interpreter"
-    after = " | ".join(sorted({i.label for i in new.values()})) or "system interpreter"
-    if not had_lock or before == after:
-        return None
-    return f"{before} -> {after}"

@@ -23,11 +23,12 @@ from envlock.audit.policy import Finding
 from envlock.cache.registry import remember_lock
 from envlock.cache.store import ArtifactStore
 from envlock.errors import ResolutionError, UsageError
-from envlock.index.auth import redact
 from envlock.index.client import HttpClient
 from envlock.index.repository import HttpRepository, IndexSession, Routing
 from envlock.index.simple import DistFile
 from envlock.lock import lockfile
+from envlock.lock.diff import diff_locks
+from envlock.lock.diff import render as render_diff
 from envlock.lock.document import build_lock
 from envlock.lock.lockfile import LockFile, write_lock
 from envlock.lock.model import LockedInterpreter
@@ -58,31 +59,6 @@ class VersionSplit:
 
 
 @dataclass(frozen=True)
-class Change:
-    """How a package differs from the previous lock."""
-
-    name: str
-    old: str | None
-    new: str | None
-    old_index: str | None = None
-    new_index: str | None = None
-
-    def describe(self) -> str:
-        if self.old is None:
-            return f"+ {self.name} {self.new}"
-        if self.new is None:
-            return f"- {self.name} {self.old}"
-        text = (
-            f"~ {self.name} {self.old} -> {self.new}"
-            if self.old != self.new
-            else (f"~ {self.name} {self.new}")
-        )
-        if self.old_index != self.new_index:
-            text += f" (index {self.old_index} -> {self.new_index})"
-        return text
-
-
-@dataclass(frozen=True)
 class LockResult:
     """What one environment's lock run produced."""
 
@@ -92,10 +68,9 @@ class LockResult:
     counts: dict[str, int]  # platform -> number of packages
     versions: dict[str, str]  # name -> version(s), for the summary
     splits: tuple[VersionSplit, ...] = ()
-    changes: tuple[Change, ...] = ()
+    changes: tuple[str, ...] = ()  # what changed since the last lock (envlock.lock.diff lines)
     warnings: tuple[str, ...] = field(default=())
     interpreters: Mapping[str, LockedInterpreter] = field(default_factory=dict)
-    interpreter_change: str | None = None  # "CPython 3.11.9 -> 3.11.10", say
     held_back: tuple[str, ...] = ()  # newer releases [policy] min-age kept out
 
 
@@ -134,6 +109,7 @@ def lock_environments(
     # Write only after every environment resolved: a failure leaves all locks as they were.
     for env, document, resolutions, splits, previous, interpreters, held, notes in plans:
         changed = write_lock(env.lock_path, document)
+        written = lockfile.parse(env.lock_path, lockfile.render(document))
         remember_lock(ArtifactStore(options.cache_dir), env.lock_path)  # for `cache prune`
         versions: dict[str, set[str]] = {}
         for res in resolutions:
@@ -148,12 +124,11 @@ def lock_environments(
                 counts={r.target.platform: len(r.packages) for r in resolutions},
                 versions={n: " | ".join(sorted(v)) for n, v in sorted(versions.items())},
                 splits=splits,
-                changes=_changes(previous, resolutions),
+                changes=tuple(render_diff(diff_locks(previous, written))),
                 warnings=tuple(
                     dict.fromkeys([*warnings, *session.warnings, *interpreters.warnings, *notes])
                 ),
                 interpreters=interpreters.chosen,
-                interpreter_change=interpreters.change,
                 held_back=held,
             )
         )
@@ -331,39 +306,3 @@ def _digests(
                 todo[pkg.file.url] = pkg.file
     found = session.http.pool.map(session.digest, todo.values())
     return dict(zip(todo, found, strict=True))
-
-
-def _changes(previous: LockFile | None, resolutions: Sequence[Resolution]) -> tuple[Change, ...]:
-    """What changed since ``previous``, over every platform of this lock."""
-    if previous is None:
-        return ()
-    old: dict[str, tuple[set[str], set[str | None]]] = {}
-    new: dict[str, tuple[set[str], set[str | None]]] = {}
-    for res in resolutions:
-        for locked, (version, index) in previous.locked_for(res.target).items():
-            entry = old.setdefault(locked, (set(), set()))
-            entry[0].add(str(version))
-            entry[1].add(index)
-        for resolved, pkg in res.packages.items():
-            entry = new.setdefault(resolved, (set(), set()))
-            entry[0].add(str(pkg.version))
-            entry[1].add(redact(pkg.file.index) if pkg.file.index else None)
-    out = []
-    for name in sorted(set(old) | set(new)):
-        before, after = old.get(name), new.get(name)
-        if before == after:
-            continue
-        out.append(
-            Change(
-                name,
-                " | ".join(sorted(before[0])) if before else None,
-                " | ".join(sorted(after[0])) if after else None,
-                _one(before[1]) if before else None,
-                _one(after[1]) if after else None,
-            )
-        )
-    return tuple(out)
-
-
-def _one(values: set[str | None]) -> str | None:
-    return sorted(v or "" for v in values)[0] or None

@@ -42,14 +42,28 @@ def _root(
 
 def _register() -> None:
     from envlock.cli import (
+        audit_command,
         cache_commands,
+        diff_command,
         environments,
+        export_command,
+        init_command,
         lock_command,
         run_command,
         snapshot_commands,
     )
 
-    for module in (lock_command, environments, run_command, snapshot_commands, cache_commands):
+    for module in (
+        init_command,
+        lock_command,
+        diff_command,
+        environments,
+        run_command,
+        snapshot_commands,
+        audit_command,
+        export_command,
+        cache_commands,
+    ):
         module.register(app)
 
 

@@ -130,12 +130,14 @@ def _summary(r: LockResult) -> None:
         info(f"  held back by min-age ({r.env.policy.min_age_text}):")
         for line in r.held_back:
             info(f"    {line}")
-    if r.changes or r.interpreter_change:
+    if r.changes:
         info("  changes since the last lock:")
-        if r.interpreter_change:
-            info(f"    ~ python {r.interpreter_change}")
-        for change in r.changes:
-            info(f"    {change.describe()}")
+        from rich.markup import escape
+
+        for line in r.changes:
+            # "!": a file whose bytes changed under the same name and version.
+            shown = f"[bold red]{escape(line)}[/bold red]" if line.startswith("!") else escape(line)
+            info(f"    {shown}")
     if r.splits:
         info("  versions that differ between platforms:")
         for split in r.splits:
