@@ -277,3 +277,21 @@ def test_bad_policy_values_are_one_line_errors(index, project):
             assert expected in r.stderr, (policy, r.stderr)
             assert "Traceback" not in r.stderr
             assert "pw@" not in r.stderr
+
+
+def test_min_age_exempts_only_the_specs_own_pins(index, project):
+    # A dependency pinning a fresh release is not the team's decision: the cooldown holds.
+    server = index(
+        [
+            Dist("app", "1.0", requires=["lib==2.0"], upload_time=_ago(400)),
+            Dist("lib", "2.0", upload_time=_ago(1)),
+        ]
+    )
+    _spec(project, server.url, '["app"]', 'min-age = "7 days"')
+    r = envlock(project, "lock")
+    assert r.code == 1
+    assert "lib 2.0: uploaded" in r.stderr and "within min-age (7 days)" in r.stderr
+    assert not (project / "pylock.toml").exists()
+    _spec(project, server.url, '["app", "lib==2.0"]', 'min-age = "7 days"')
+    assert envlock(project, "lock").code == 0
+    assert envlock(project, "audit").code == 0

@@ -30,6 +30,7 @@ def resolver_policy(env: EnvironmentSpec, now: datetime) -> Policy:
         env.sdist_allowed,
         deny=rules.deny_rules,
         cooldown=now - rules.min_age if rules.min_age is not None else None,
+        cooldown_exempt=frozenset((n, v) for n, vs in spec_pins(env).items() for v in vs),
         min_age=rules.min_age_text,
     )
 

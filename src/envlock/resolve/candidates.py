@@ -114,8 +114,10 @@ class Policy:
     exclude_newer: datetime | None = None
     sdist_allowed: Callable[[str], bool] | None = None
     deny: tuple[Requirement, ...] = ()  # [policy] deny: never chosen, even when pinned
-    # [policy] min-age: files uploaded after this are held back unless the version is pinned.
+    # [policy] min-age: files uploaded after this are held back, except for the versions the
+    # spec itself pins with == (an explicit decision; a dependency's pin is not one).
     cooldown: datetime | None = None
+    cooldown_exempt: frozenset[tuple[str, Version]] = frozenset()
     min_age: str = ""  # as the spec says it ("7 days"), for messages
 
 
@@ -157,7 +159,8 @@ class Evaluator:
                     f"denied by the [policy] deny rule {str(rule)!r}",
                     f"change the [policy] deny rule {str(rule)!r} if this version is acceptable",
                 )
-        if self.policy.cooldown is not None and not pinned:
+        exempt = (canonicalize_name(name), version) in self.policy.cooldown_exempt
+        if self.policy.cooldown is not None and not exempt:
             rejection = self._cooldown(name, version, files)
             if isinstance(rejection, Rejection):
                 return rejection
