@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -19,11 +20,13 @@ def _read_umask() -> int:
 UMASK = _read_umask()
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes, *, exclusive: bool = False) -> None:
     """Write ``data`` to ``path`` so readers see the old file or the new one, never a mix.
 
-    A failure (full disk, read-only directory, ``path`` being a directory) leaves ``path`` as it
-    was and raises ``OSError`` naming ``path``, not the temporary file."""
+    ``exclusive``: ``path`` must not exist, even if it appears while writing (a hard link of the
+    finished file, which fails then: FileExistsError; a rename where the filesystem has no hard
+    links). A failure (full disk, read-only directory, ``path`` being a directory) leaves
+    ``path`` as it was and raises ``OSError`` naming ``path``, not the temporary file."""
     tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -33,14 +36,28 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~UMASK)
-        os.replace(tmp, path)
-    except OSError as exc:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-        raise OSError(exc.errno, f"cannot write: {exc.strerror}", str(path)) from None
-    except BaseException:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+        if exclusive:
+            _link_new(tmp, path)  # the temporary name is removed below
+        else:
+            os.replace(tmp, path)
+            tmp = None
+    except FileExistsError:
         raise
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot write: {exc.strerror}", str(path)) from None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def _link_new(tmp: str, path: Path) -> None:
+    """``tmp`` becomes ``path`` only if ``path`` does not exist (FileExistsError otherwise)."""
+    try:
+        os.link(tmp, path)  # atomic and exclusive: fails if path appeared meanwhile
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links here (some network and FUSE filesystems)
+        if os.path.lexists(path):
+            raise FileExistsError(errno.EEXIST, "File exists", str(path)) from None
+        os.replace(tmp, path)

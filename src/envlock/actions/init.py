@@ -6,18 +6,16 @@ Python and platform, an import, the command line) and checked by the spec loader
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 
-from envlock._fs import UMASK
+from envlock._fs import atomic_write_bytes
 from envlock._toml import tomllib
 from envlock.actions.init_template import SpecValues, render
 from envlock.errors import EnvlockError, SpecError, UsageError
@@ -143,29 +141,11 @@ def _refuse_existing(path: Path) -> None:
 
 
 def _write_new(path: Path, data: bytes) -> None:
-    """Write ``data`` to a new ``path`` atomically (temporary file, then a hard link, which
-    fails if ``path`` appeared meanwhile); mode as the user's umask makes it."""
-    tmp: str | None = None
+    """Write ``data`` to a new ``path`` atomically, never over a file that appeared meanwhile."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~UMASK)
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            _refuse_existing(path)
-            raise
-        except OSError:  # no hard links here (some network and FUSE filesystems)
-            _refuse_existing(path)
-            os.replace(tmp, path)
-            tmp = None
+        atomic_write_bytes(path, data, exclusive=True)
+    except FileExistsError:
+        _refuse_existing(path)
+        raise
     except OSError as exc:
         raise EnvlockError(f"{path}: cannot write: {exc.strerror}") from None
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)

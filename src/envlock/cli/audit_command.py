@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from envlock.cli.options import CacheOpt, QuietOpt, SpecOpt, VerboseOpt, set_verbosity
-from envlock.cli.output import cache_dir, info, stderr, stdout, warn
+from envlock.cli.output import cache_dir, info, real_console, stderr, stdout, warn
 from envlock.spec import SPEC_FILENAME
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from envlock.actions.audit import AuditReport, EnvironmentAudit
 
 
@@ -75,6 +77,8 @@ def audit(
     set_verbosity(quiet, verbose)
     if vulnerability_db is not None or fail_on_vulnerability:
         vulnerabilities = True
+    if output is not None and output_format is Format.table:
+        raise UsageError("--output writes --format json or cyclonedx; the table goes to stdout")
     envs = select_environments(spec, env, [], None)
     if output_format is Format.cyclonedx and len(envs) != 1:
         names = ", ".join(e.label for e in envs)
@@ -89,7 +93,6 @@ def audit(
     for warning in report.warnings:
         warn(warning)
     if output_format is Format.table:
-        _emit(output, None)
         for e in report.environments:
             _table(report, e)
         if report.vulnerabilities is not None:
@@ -147,17 +150,11 @@ def _table(report: AuditReport, e: EnvironmentAudit) -> None:
 
     every = set(e.lock.targets)
     table = Table(
-        "package",
-        "version",
-        "platforms",
-        "index",
-        "kind",
-        "license",
-        "uploaded",
-        "status",
-        title=f"{e.env.label} ({e.lock.path.name}, {len(e.rows)} packages)",
-        title_justify="left",
+        title=f"{e.env.label} ({e.lock.path.name}, {len(e.rows)} packages)", title_justify="left"
     )
+    for column in ("package", "version", "platforms", "index", "kind", "license", "uploaded"):
+        table.add_column(column, overflow="fold")  # a narrow log folds values, never cuts them
+    table.add_column("status", overflow="fold")
     for row in e.rows:
         findings = e.findings_of(row)
         state = status(findings)
@@ -179,7 +176,7 @@ def _table(report: AuditReport, e: EnvironmentAudit) -> None:
             row.upload_time.strftime("%Y-%m-%d") if row.upload_time else "-",
             text,
         )
-    stdout.print(table)
+    _print(table)
 
 
 def _vulnerability_table(report: AuditReport) -> None:
@@ -190,15 +187,10 @@ def _vulnerability_table(report: AuditReport) -> None:
         info(f"no known vulnerabilities ({report.vulnerability_source})")
         return
     table = Table(
-        "id",
-        "aliases",
-        "package",
-        "version",
-        "fixed in",
-        "summary",
-        title=f"known vulnerabilities ({report.vulnerability_source})",
-        title_justify="left",
+        title=f"known vulnerabilities ({report.vulnerability_source})", title_justify="left"
     )
+    for column in ("id", "aliases", "package", "version", "fixed in", "summary"):
+        table.add_column(column, overflow="fold")
     for v in vulns:
         table.add_row(
             v.id,
@@ -208,7 +200,15 @@ def _vulnerability_table(report: AuditReport) -> None:
             ", ".join(v.fixed_in) or "-",
             v.summary,
         )
-    stdout.print(table)
+    _print(table)
+
+
+def _print(table: Table) -> None:
+    # A log or a pipe is not an 80-column terminal: give the table room rather than fold it.
+    console = real_console(stdout)
+    if not console.is_terminal:
+        console.width = max(console.width, 160)
+    console.print(table)
 
 
 def register(app: typer.Typer) -> None:
