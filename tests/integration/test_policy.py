@@ -139,6 +139,7 @@ def test_audit_flags_a_fresh_file_locked_before_the_cooldown_existed(index, proj
     r = envlock(project, "audit")
     assert r.code == 1
     assert "within min-age (7d)" in r.stderr
+    assert "pylock.toml is stale" in r.stderr  # the audit says it describes an older lock
     assert envlock(project, "lock", "--check").code == 1  # a policy change makes the lock stale
 
 

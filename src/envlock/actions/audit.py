@@ -18,6 +18,7 @@ from envlock.errors import StaleLockError
 from envlock.index.auth import redact
 from envlock.lock import lockfile
 from envlock.lock.lockfile import LockFile
+from envlock.lock.staleness import staleness
 from envlock.spec import EnvironmentSpec
 
 if TYPE_CHECKING:
@@ -79,17 +80,21 @@ def audit(
     """Audit each environment's lock; with ``vulnerabilities`` also look every pinned version
     up in OSV (``db``: an offline OSV database, else the OSV API)."""
     audits = []
+    notes: list[str] = []
     for env in envs:
         lock = lockfile.read(env.lock_path)
         if lock is None:
             raise StaleLockError(
                 f"{env.lock_path}: no lock for {env.label}", hint="run `envlock lock` first"
             )
+        stale = staleness(env, env.targets)
+        if stale is not None:  # the audit is of what is locked, which the spec no longer says
+            notes.append(f"{stale}; auditing the lock as it is")
         chosen = _platforms(lock, platforms)
         found = check(lock, env.policy, platforms=set(chosen), pins=spec_pins(env), now=now)
         audits.append(EnvironmentAudit(env, lock, chosen, tuple(rows(lock, chosen)), tuple(found)))
     if not vulnerabilities:
-        return AuditReport(tuple(audits))
+        return AuditReport(tuple(audits), warnings=tuple(notes))
     from envlock.audit.vulnerabilities import scan
 
     pinned = sorted({(r.name, r.version) for a in audits for r in a.rows})
@@ -97,7 +102,7 @@ def audit(
         raise ValueError("cache_dir is needed to look vulnerabilities up")
     result = scan(pinned, db=db, cache_dir=cache_dir)
     return AuditReport(
-        tuple(audits), tuple(result.vulnerabilities), result.source, tuple(result.warnings)
+        tuple(audits), result.vulnerabilities, result.source, (*notes, *result.warnings)
     )
 
 
