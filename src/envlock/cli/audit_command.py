@@ -176,6 +176,23 @@ def _table(report: AuditReport, e: EnvironmentAudit) -> None:
             row.upload_time.strftime("%Y-%m-%d") if row.upload_time else "-",
             text,
         )
+    from urllib.parse import urlsplit
+
+    from envlock.audit.inventory import interpreter_rows
+
+    for irow in sorted(interpreter_rows(e.lock, e.platforms), key=lambda r: r.platforms):  # the bundled CPython is locked too
+        i = irow.interpreter
+        table.add_row(
+            "cpython",
+            i.version,
+            "all" if set(irow.platforms) == every else ", ".join(irow.platforms),
+            urlsplit(i.url).hostname or "-",
+            "interpreter",
+            "-",
+            # a python-build-standalone release is named after its date
+            f"{i.build[:4]}-{i.build[4:6]}-{i.build[6:]}" if len(i.build) == 8 else "-",
+            "[green]ok[/green]",
+        )
     _print(table)
 
 
