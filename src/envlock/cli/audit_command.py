@@ -180,7 +180,8 @@ def _table(report: AuditReport, e: EnvironmentAudit) -> None:
 
     from envlock.audit.inventory import interpreter_rows
 
-    for irow in sorted(interpreter_rows(e.lock, e.platforms), key=lambda r: r.platforms):  # the bundled CPython is locked too
+    # The bundled CPython archives are part of the supply chain too.
+    for irow in sorted(interpreter_rows(e.lock, e.platforms), key=lambda r: r.platforms):
         i = irow.interpreter
         table.add_row(
             "cpython",
