@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import tarfile
 from pathlib import Path
 
@@ -77,6 +78,10 @@ def test_lock_records_the_interpreter_and_resolves_for_its_exact_version(
     # python_full_version is the interpreter's: the 3.11.4 marker held, beta is locked.
     assert sorted(p["name"] for p in lock["packages"]) == ["alpha", "beta"]
     assert envlock(project, "lock", "--check").code == 0
+    # The audit lists the interpreter archive beside the packages.
+    audit = envlock(project, "audit")
+    assert audit.code == 0, audit.stderr
+    assert re.search(r"cpython\s+.\s+3\.11\.4\s+.\s+all\s+.\s+-\s+.\s+interpreter", audit.stdout)
     # Same inputs, same bytes.
     first = (project / "pylock.toml").read_bytes()
     assert envlock(project, "lock").code == 0
