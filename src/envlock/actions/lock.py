@@ -11,13 +11,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName
 from packaging.version import Version
 
-from envlock.actions.interpreter import lock_interpreters
+from envlock.actions.interpreter import InterpreterLock, lock_interpreters
 from envlock.actions.lock_policy import enforce, held_back, resolver_policy, utcnow
 from envlock.audit.policy import Finding
 from envlock.cache.registry import remember_lock
@@ -77,6 +78,21 @@ class LockResult:
 _MAX_UNIFORM_ROUNDS = 50
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """One environment resolved and checked, waiting for the others before it is written."""
+
+    env: EnvironmentSpec
+    document: dict[str, Any]
+    lock: LockFile  # the document as it will be read back
+    previous: LockFile | None
+    resolutions: list[Resolution]
+    splits: tuple[VersionSplit, ...]
+    interpreters: InterpreterLock
+    held_back: tuple[str, ...]
+    notes: list[str]
+
+
 def lock_environments(
     envs: Sequence[EnvironmentSpec],
     options: LockOptions,
@@ -85,7 +101,7 @@ def lock_environments(
     """Resolve and write the lock of every environment; nothing is written if one fails."""
     progress = progress or LockProgress()
     now = options.now or utcnow()
-    plans = []
+    plans: list[_Plan] = []
     with HttpClient.for_environments(envs) as http:
         session = IndexSession(http, options.cache_dir, progress)
         for env in envs:
@@ -100,16 +116,29 @@ def lock_environments(
             resolutions = locker.resolve_all()
             digests = _digests(session, resolutions)
             document = build_lock(env, resolutions, digests, interpreters.chosen or None)
-            unknown = enforce(env, document, now)  # a violation stops here: nothing written
+            # The lock as it will be read back: checked against the policy now (a violation
+            # stops here, nothing written), compared with the previous one after writing.
+            candidate = lockfile.parse(env.lock_path, lockfile.render(document))
+            unknown = enforce(env, candidate, now)
             splits = locker.splits(resolutions)  # may look at pages again: before the close
-            held = held_back(resolutions, locker.repo, locker.policy)
-            notes = _unknown_licenses(unknown)
-            plans.append((env, document, resolutions, splits, previous, interpreters, held, notes))
+            plans.append(
+                _Plan(
+                    env,
+                    document,
+                    candidate,
+                    previous,
+                    resolutions,
+                    splits,
+                    interpreters,
+                    held_back(resolutions, locker.repo, locker.policy),
+                    _unknown_licenses(unknown),
+                )
+            )
     results = []
     # Write only after every environment resolved: a failure leaves all locks as they were.
-    for env, document, resolutions, splits, previous, interpreters, held, notes in plans:
-        changed = write_lock(env.lock_path, document)
-        written = lockfile.parse(env.lock_path, lockfile.render(document))
+    for plan in plans:
+        env, resolutions, interpreters = plan.env, plan.resolutions, plan.interpreters
+        changed = write_lock(env.lock_path, plan.document)
         remember_lock(ArtifactStore(options.cache_dir), env.lock_path)  # for `cache prune`
         versions: dict[str, set[str]] = {}
         for res in resolutions:
@@ -123,13 +152,15 @@ def lock_environments(
                 changed=changed,
                 counts={r.target.platform: len(r.packages) for r in resolutions},
                 versions={n: " | ".join(sorted(v)) for n, v in sorted(versions.items())},
-                splits=splits,
-                changes=tuple(render_diff(diff_locks(previous, written))),
+                splits=plan.splits,
+                changes=tuple(render_diff(diff_locks(plan.previous, plan.lock))),
                 warnings=tuple(
-                    dict.fromkeys([*warnings, *session.warnings, *interpreters.warnings, *notes])
+                    dict.fromkeys(
+                        [*warnings, *session.warnings, *interpreters.warnings, *plan.notes]
+                    )
                 ),
                 interpreters=interpreters.chosen,
-                held_back=held,
+                held_back=plan.held_back,
             )
         )
     return results

@@ -4,9 +4,8 @@ back, for the summary."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence, Set
+from collections.abc import Sequence, Set
 from datetime import datetime, timezone
-from typing import Any
 
 from packaging.utils import canonicalize_name
 from packaging.version import Version
@@ -14,7 +13,7 @@ from packaging.version import Version
 from envlock.audit.policy import Finding, check
 from envlock.errors import PolicyError
 from envlock.index.repository import Repository
-from envlock.lock import lockfile
+from envlock.lock.lockfile import LockFile
 from envlock.resolve import Policy, Resolution
 from envlock.resolve.candidates import Evaluator, Rejection
 from envlock.spec import EnvironmentSpec
@@ -48,12 +47,11 @@ def spec_pins(env: EnvironmentSpec) -> dict[str, Set[Version]]:
     return dict(out)
 
 
-def enforce(env: EnvironmentSpec, document: Mapping[str, Any], now: datetime) -> list[Finding]:
+def enforce(env: EnvironmentSpec, lock: LockFile, now: datetime) -> list[Finding]:
     """Check the lock about to be written against the policy: a violation raises PolicyError
     (nothing is written); what cannot be checked (an unknown license) is returned."""
     if env.policy.empty:
         return []
-    lock = lockfile.parse(env.lock_path, lockfile.render(document))
     findings = check(lock, env.policy, pins=spec_pins(env), now=now)
     violations = [f for f in findings if f.severity == "violation"]
     if violations:
