@@ -11,10 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import tomli_w
-from packaging.pylock import Pylock, PylockValidationError
+from packaging.pylock import PylockValidationError
 
-from envlock._toml import tomllib
 from envlock._urls import redact
 from envlock.errors import UsageError
 from envlock.lock import lockfile
@@ -140,9 +138,8 @@ def pylock(lock: LockFile, raw: bytes, platform: str | None) -> bytes:
         f"# Exported by `envlock export` from {lock.path.name} for {platform} (PEP 751): "
         "do not edit.\n"
     )
-    data = (header + tomli_w.dumps(document)).encode()
     try:
-        Pylock.from_dict(tomllib.loads(data.decode())).validate()
+        data = lockfile.render(document, header)
     except PylockValidationError as exc:  # a bug here, not the user's: say what is invalid
         raise UsageError(
             f"the {platform} export of {lock.path.name} is not PEP 751: {exc}"

@@ -12,28 +12,21 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
 
-from envlock import __version__
+from envlock._fs import atomic_write_bytes
 from envlock.audit.osv import ECOSYSTEM, InvalidRecord, is_valid_id, record_id
 from envlock.errors import NetworkError, UsageError
 from envlock.index.auth import redact
-from envlock.index.transport import (
-    HttpSettings,
-    enforce_deadlines,
-    is_loopback,
-    set_deadline,
-    ssl_context,
-)
+from envlock.index.client import HttpClient
+from envlock.index.transport import HttpSettings, is_loopback
 
 __all__ = ["CACHE_TTL", "DEFAULT_URL", "ENV_VAR", "Answer", "base_url", "query"]
 
@@ -44,7 +37,6 @@ BATCH_SIZE = 1000  # the API's limit of queries per querybatch
 MAX_PAGES = 100
 MAX_BODY = 64 * 1024 * 1024
 WORKERS = 8
-_RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 
 Pair = tuple[str, str]
 Listed = list[tuple[str, str | None]]  # (id, modified) the service lists for one pair
@@ -124,29 +116,22 @@ def query(
 
 
 class _Client:
-    """POST/GET JSON with timeouts, deadlines and a couple of retries; one-line errors."""
+    """JSON over envlock's HTTP client (its one retry loop, TLS, deadlines, transport policy),
+    at most two retries; one-line errors that name the OSV API."""
 
     def __init__(self, base: str) -> None:
         self.base = base
-        self.settings = HttpSettings.from_env()
-        self.retries = min(self.settings.retries, 2)
-        self._client = httpx.Client(
-            headers={"User-Agent": f"envlock/{__version__}"},
-            timeout=httpx.Timeout(self.settings.timeout, connect=min(15.0, self.settings.timeout)),
-            follow_redirects=False,
-            verify=ssl_context(),
-            trust_env=True,
-            limits=httpx.Limits(max_connections=WORKERS, max_keepalive_connections=WORKERS),
+        settings = HttpSettings.from_env()
+        self.http = HttpClient(
+            max_workers=WORKERS, settings=replace(settings, retries=min(settings.retries, 2))
         )
-        enforce_deadlines(self._client)
-        self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="envlock-osv")
+        self.pool = self.http.pool
 
     def __enter__(self) -> _Client:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
-        self._client.close()
+        self.http.close()
 
     def querybatch(self, chunk: Sequence[Pair]) -> list[Listed]:
         """The (id, modified) listed for each pair, following ``next_page_token``s."""
@@ -207,33 +192,20 @@ class _Client:
             raise self._malformed(path, "not JSON") from None
 
     def _send(self, method: str, url: str, payload: Any) -> tuple[int, bytes]:
-        attempt = 0
-        while True:
-            attempt += 1
-            set_deadline(self.settings.deadline)
-            try:
-                with self._client.stream(method, url, json=payload) as response:
-                    if response.status_code in _RETRY_STATUS and attempt <= self.retries:
-                        time.sleep(self.settings.backoff * 2 ** (attempt - 1))
-                        continue
-                    return response.status_code, _read(response, url)
-            except httpx.TransportError as exc:
-                detail = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
-                if "CERTIFICATE_VERIFY_FAILED" in detail:  # retrying cannot make it trusted
-                    raise NetworkError(
-                        f"TLS certificate of the OSV API at {url} is not trusted",
-                        hint="behind a proxy or with a private CA, point SSL_CERT_FILE at it",
-                    ) from None
-                if attempt > self.retries:
-                    tries = f" (after {attempt} attempts)" if attempt > 1 else ""
-                    raise NetworkError(
-                        f"cannot reach the OSV API at {url}: {redact(detail)}{tries}",
-                        hint="check your connection and proxy settings, or audit offline "
-                        "with --vulnerability-db",
-                    ) from None
-                time.sleep(self.settings.backoff * 2 ** (attempt - 1))
-            finally:
-                set_deadline(None)
+        try:
+            with self.http.stream(url, method=method, json=payload) as response:
+                return response.status_code, _read(self.http, response, url)
+        except httpx.TransportError as exc:  # cut in the middle of the answer
+            reason = f"{url}: {(str(exc).splitlines() or [type(exc).__name__])[0][:200]}"
+        except NetworkError as exc:
+            if not exc.message.startswith("cannot reach "):
+                raise
+            reason = exc.message.removeprefix("cannot reach ")
+        raise NetworkError(
+            f"cannot reach the OSV API at {reason}",
+            hint="check your connection and proxy settings, or audit offline "
+            "with --vulnerability-db",
+        )
 
     def _malformed(self, path: str, what: str) -> NetworkError:
         return NetworkError(f"OSV API at {self.base} answered {path} with {what}")
@@ -246,9 +218,9 @@ def _query(pair: Pair, token: str | None) -> dict[str, Any]:
     return q
 
 
-def _read(response: httpx.Response, url: str) -> bytes:
+def _read(http: HttpClient, response: httpx.Response, url: str) -> bytes:
     body = bytearray()
-    for part in response.iter_bytes():
+    for part in http.iter_body(response):
         body += part
         if len(body) > MAX_BODY:
             raise NetworkError(f"OSV API answer from {url} is larger than {MAX_BODY >> 20} MiB")
@@ -303,15 +275,7 @@ class _Cache:
         path = self.root / f"{key}.json"
         raw = json.dumps({"fetched": time.time(), "data": data}).encode()
         with contextlib.suppress(OSError):  # a read-only cache only costs a later request
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(raw)
-                os.replace(tmp, path)
-            finally:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
+            atomic_write_bytes(path, raw)
 
 
 def _digest(text: str) -> str:

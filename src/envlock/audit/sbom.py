@@ -14,7 +14,7 @@ import uuid
 import warnings
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from cyclonedx.contrib.license.factories import LicenseFactory
 from cyclonedx.contrib.this.builders import this_component
@@ -33,6 +33,7 @@ from cyclonedx.output.json import JsonV1Dot6
 from packageurl import PackageURL
 
 import envlock
+from envlock._urls import redact
 from envlock.audit.inventory import InterpreterRow, PackageRow, interpreter_rows
 from envlock.lock.lockfile import LockFile
 
@@ -122,11 +123,11 @@ def _ref(row: PackageRow) -> str:
 def _package(row: PackageRow) -> Component:
     qualifiers = {}
     if row.index is not None and not _is_pypi(row.index):
-        qualifiers["repository_url"] = _without_credentials(row.index)
+        qualifiers["repository_url"] = redact(row.index)
     references = [
         ExternalReference(
             type=ExternalReferenceType.DISTRIBUTION,
-            url=XsUri(_without_credentials(art.url)),
+            url=XsUri(redact(art.url)),
             comment=art.filename,
             hashes=[HashType(alg=HashAlgorithm.SHA_256, content=art.sha256)],
         )
@@ -170,7 +171,7 @@ def _interpreter(row: InterpreterRow) -> Component:
         external_references=[
             ExternalReference(
                 type=ExternalReferenceType.DISTRIBUTION,
-                url=XsUri(_without_credentials(interpreter.url)),
+                url=XsUri(redact(interpreter.url)),
                 comment=interpreter.name,
                 hashes=[HashType(alg=HashAlgorithm.SHA_256, content=interpreter.sha256)],
             )
@@ -209,15 +210,3 @@ def _roots(
 
 def _is_pypi(url: str) -> bool:
     return (urlsplit(url).hostname or "") in _PYPI_HOSTS
-
-
-def _without_credentials(url: str) -> str:
-    """``url`` without any user:password (a lock never holds them; an SBOM is shared widely)."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"[{host}]" if ":" in host else host
-    if parts.port is not None:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))

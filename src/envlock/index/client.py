@@ -45,7 +45,7 @@ class RequestCancelled(Exception):
 
 
 class HttpClient:
-    """Thread-safe GETs with retries. One per run; ``pool`` runs prefetches concurrently."""
+    """Thread-safe requests with retries. One per run; ``pool`` runs prefetches concurrently."""
 
     def __init__(
         self,
@@ -117,10 +117,13 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
         *,
         deadline: float | None = None,
+        method: str = "GET",
+        json: object = None,
     ) -> Iterator[httpx.Response]:
         """Like :meth:`get` but the caller reads the body (large files) within ``deadline``
-        seconds (default: ``ENVLOCK_HTTP_DEADLINE``) from the start of the request."""
-        response = self._send(url, headers, deadline=deadline)
+        seconds (default: ``ENVLOCK_HTTP_DEADLINE``) from the start of the request; ``method``
+        and a ``json`` body for APIs (OSV's POST /v1/querybatch)."""
+        response = self._send(url, headers, method, deadline, json)
         try:
             yield response
         finally:
@@ -156,6 +159,7 @@ class HttpClient:
         headers: Mapping[str, str] | None,
         method: str = "GET",
         deadline: float | None = None,
+        json: object = None,
     ) -> httpx.Response:
         clean = redact(url)
         self.policy.check(clean)
@@ -166,7 +170,7 @@ class HttpClient:
             attempt += 1
             set_deadline(deadline or self.settings.deadline)
             try:
-                request = self._client.build_request(method, clean, headers=headers)
+                request = self._client.build_request(method, clean, headers=headers, json=json)
                 response = self._client.send(request, stream=True)
             except EnvlockError:
                 raise  # refused by the transport policy

@@ -47,9 +47,9 @@ HEADER = (
 )
 
 
-def render(document: Mapping[str, Any]) -> bytes:
+def render(document: Mapping[str, Any], header: str = HEADER) -> bytes:
     """TOML bytes of a lock document, validated against PEP 751 before anything is written."""
-    text = HEADER + tomli_w.dumps(document)
+    text = header + tomli_w.dumps(document)
     Pylock.from_dict(tomllib.loads(text)).validate()
     return text.encode("utf-8")
 
