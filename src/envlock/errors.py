@@ -6,7 +6,8 @@
     ├── UsageError               exit 2   the command was called wrongly
     │   └── SpecError            exit 2   envlock.toml (or a flag's value) is invalid
     ├── ResolutionError          exit 1   no set of packages satisfies the spec for a target
-    ├── StaleLockError           exit 1   a lock is missing, stale, or no longer matches its index
+    ├── StaleLockError           exit 1   a lock is stale, or no longer matches its index
+    │   └── MissingLockError     exit 1   an environment has no lock yet (one message everywhere)
     ├── MissingArtifactsError    exit 1   the cache lacks what an offline build needs
     ├── BuildError               exit 1   a locked sdist could not be built into a wheel
     ├── CacheBusyError           exit 1   a cache lock stayed taken longer than ENVLOCK_LOCK_TIMEOUT
@@ -19,9 +20,13 @@
 
 The CLI catches ``EnvlockError`` in one place (``envlock.cli.app.main``), prints ``error: …`` and
 the hint, and exits with ``exit_code``; anything else is reported as an internal error (exit 70).
+Every message and hint is stripped of URL credentials when the error is made, wherever it is
+raised or shown.
 """
 
 from __future__ import annotations
+
+from envlock._urls import redact_text
 
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70
@@ -33,9 +38,10 @@ class EnvlockError(Exception):
     exit_code = 1
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
+        message = redact_text(message)
         super().__init__(message)
         self.message = message
-        self.hint = hint
+        self.hint = None if hint is None else redact_text(hint)
 
     def __str__(self) -> str:
         return self.message
@@ -57,6 +63,16 @@ class ResolutionError(EnvlockError):
 
 class StaleLockError(EnvlockError):
     """The lock is missing, does not match the spec, or no longer matches its index."""
+
+
+class MissingLockError(StaleLockError):
+    """An environment has no lock file yet: one message and exit code for every command."""
+
+    def __init__(self, path: object, label: str) -> None:
+        super().__init__(
+            f"{path} does not exist: environment '{label}' is not locked yet",
+            hint="run `envlock lock` to write it (and commit it)",
+        )
 
 
 class MissingArtifactsError(EnvlockError):

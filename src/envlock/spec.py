@@ -22,6 +22,7 @@ from envlock._toml import tomllib
 from envlock._urls import redact
 from envlock.errors import SpecError
 from envlock.platforms import PlatformOptions, Target, host_platform
+from envlock.spec_file import INIT_HINT
 from envlock.spec_indexes import Index, insecure_hosts, parse_indexes
 from envlock.spec_interpreter import (
     MIRROR_ENV,
@@ -40,7 +41,6 @@ from envlock.spec_values import (
     platform_options,
 )
 
-SPEC_FILENAME = "envlock.toml"
 Prerelease = Literal["disallow", "allow"]
 PRERELEASE_MODES: tuple[Prerelease, ...] = ("disallow", "allow")
 
@@ -196,11 +196,9 @@ def load_spec(path: Path) -> Spec:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise SpecError(
-            f"{path}: spec file not found",
-            hint='create it, e.g. python = "3.11" and dependencies = ["requests"] '
-            "(see envlock.toml.example in the envlock repository), or pass --spec PATH",
-        ) from None
+        raise SpecError(f"{path}: spec file not found", hint=INIT_HINT) from None
+    except IsADirectoryError:
+        raise SpecError(f"{path}: is a directory, not a spec file") from None
     except OSError as exc:
         raise SpecError(f"{path}: cannot read spec: {exc.strerror}") from None
     try:

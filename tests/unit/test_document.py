@@ -17,7 +17,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
 from envlock._toml import tomllib
-from envlock.errors import StaleLockError, UsageError
+from envlock.errors import MissingLockError, UsageError
 from envlock.index.simple import DistFile
 from envlock.lock import lockfile
 from envlock.lock.document import build_lock, requires_python, target_marker
@@ -430,12 +430,13 @@ def test_named_environment_lock_path(tmp_path: Path) -> None:
 
 def test_staleness_reports_missing_lock(tmp_path: Path) -> None:
     env = _env(tmp_path)
-    reason = staleness(env, _targets(*env.platforms))
-    assert reason == "pylock.toml is missing: run `envlock lock`"
-    with pytest.raises(StaleLockError) as info:
-        check(env, _targets(*env.platforms))
-    assert info.value.exit_code == 1
-    assert str(info.value) == reason
+    for call in (staleness, check):
+        with pytest.raises(MissingLockError) as info:
+            call(env, _targets(*env.platforms))
+        assert info.value.exit_code == 1
+        assert str(info.value) == (
+            f"{env.lock_path} does not exist: environment 'default' is not locked yet"
+        )
 
 
 def test_staleness_is_none_for_fresh_lock(tmp_path: Path) -> None:

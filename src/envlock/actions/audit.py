@@ -14,7 +14,6 @@ from envlock import __version__
 from envlock.actions.lock_policy import spec_pins
 from envlock.audit.inventory import PackageRow, interpreter_rows, rows
 from envlock.audit.policy import Finding, check
-from envlock.errors import StaleLockError
 from envlock.index.auth import redact
 from envlock.lock import lockfile
 from envlock.lock.lockfile import LockFile
@@ -82,11 +81,7 @@ def audit(
     audits = []
     notes: list[str] = []
     for env in envs:
-        lock = lockfile.read(env.lock_path)
-        if lock is None:
-            raise StaleLockError(
-                f"{env.lock_path}: no lock for {env.label}", hint="run `envlock lock` first"
-            )
+        lock = lockfile.load(env.lock_path)
         stale = staleness(env, env.targets)
         if stale is not None:  # the audit is of what is locked, which the spec no longer says
             notes.append(f"{stale}; auditing the lock as it is")

@@ -32,7 +32,7 @@ class LockComparison:
 
 def compare_files(old: Path, new: Path) -> LockComparison:
     """Two lock files on disk (each must exist and be a valid lock)."""
-    diff = compare(lockfile.load(old), lockfile.load(new))
+    diff = compare(lockfile.load_named(old), lockfile.load_named(new))
     return LockComparison(f"{old} -> {new}", str(old), str(new), diff)
 
 

@@ -31,7 +31,7 @@ def read_lock(path: Path) -> tuple[LockFile, bytes]:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise UsageError(f"{path} does not exist", hint="run `envlock lock` first") from None
+        raise lockfile.missing(path) from None
     except OSError as exc:
         raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
     return lockfile.parse(path, raw), raw

@@ -14,7 +14,8 @@ from envlock.lock import lockfile
 from envlock.lock.artifacts import Artifact
 from envlock.lock.lockfile import LockFile
 from envlock.platforms import Target
-from envlock.spec import SPEC_FILENAME, EnvironmentSpec, load_spec
+from envlock.spec import EnvironmentSpec, load_spec
+from envlock.spec_file import SPEC_FILENAME
 from envlock.spec_values import parse_platforms
 
 if TYPE_CHECKING:

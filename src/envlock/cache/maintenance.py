@@ -142,7 +142,7 @@ def _needs(path: Path, registered: bool) -> set[str]:
     from envlock.lock import lockfile
 
     try:
-        lock = lockfile.load(path)
+        lock = lockfile.load_named(path)
         return {a.sha256 for a in lock.all_artifacts()} | {i.sha256 for i in lock.interpreters()}
     except EnvlockError as exc:
         if not registered:

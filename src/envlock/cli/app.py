@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from envlock import __version__
+from envlock._urls import redact_text
 from envlock.cli.output import Verbosity, stderr, stdout
 from envlock.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EnvlockError
 
@@ -78,9 +79,10 @@ def _fail(message: str, hint: str | None, code: int) -> None:
         import traceback
 
         traceback.print_exc()
-    stderr.print(Text.assemble(("error: ", "bold red"), message))
+    # EnvlockError messages are redacted when made; an OSError's or a bug's are not.
+    stderr.print(Text.assemble(("error: ", "bold red"), redact_text(message)))
     if hint:
-        stderr.print(Text(f"hint: {hint}", style="dim"))
+        stderr.print(Text(f"hint: {redact_text(hint)}", style="dim"))
     sys.exit(code)
 
 

@@ -12,7 +12,7 @@ import typer
 
 from envlock.cli.options import CacheOpt, QuietOpt, SpecOpt, VerboseOpt, set_verbosity
 from envlock.cli.output import cache_dir, info, real_console, stderr, stdout, warn
-from envlock.spec import SPEC_FILENAME
+from envlock.spec_file import locate_spec
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -27,7 +27,7 @@ class Format(str, Enum):
 
 
 def audit(
-    spec: SpecOpt = Path(SPEC_FILENAME),
+    spec: SpecOpt = None,
     env: Annotated[
         list[str],
         typer.Option("--env", "-e", help="Only this environment ('default' = top level)."),
@@ -75,6 +75,7 @@ def audit(
     from envlock.errors import PolicyError, UsageError
 
     set_verbosity(quiet, verbose)
+    spec = locate_spec(spec)
     if vulnerability_db is not None or fail_on_vulnerability:
         vulnerabilities = True
     if output is not None and output_format is Format.table:

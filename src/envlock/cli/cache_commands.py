@@ -9,7 +9,7 @@ import typer
 
 from envlock.cli.options import CacheOpt, QuietOpt, SpecOpt, set_verbosity
 from envlock.cli.output import cache_dir, info, stdout, warn
-from envlock.spec import SPEC_FILENAME
+from envlock.spec_file import locate_spec
 
 cache_app = typer.Typer(help="Inspect and maintain the local package cache.", no_args_is_help=True)
 
@@ -71,7 +71,7 @@ def prune_(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="List what would be removed; remove nothing.")
     ] = False,
-    spec: SpecOpt = Path(SPEC_FILENAME),
+    spec: SpecOpt = None,
     cache: CacheOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
@@ -82,6 +82,7 @@ def prune_(
     from envlock.cache.store import ArtifactStore
 
     set_verbosity(quiet, False)
+    spec = locate_spec(spec)
     locks = keep_lock or sorted(spec.parent.glob("pylock*.toml"))
     result = maintenance.prune(ArtifactStore(cache_dir(cache)), locks, forget_lock, dry_run=dry_run)
     for item in result.removed if dry_run else ():

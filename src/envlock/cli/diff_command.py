@@ -14,7 +14,7 @@ import typer
 
 from envlock.cli.options import QuietOpt, SpecOpt, VerboseOpt, set_verbosity
 from envlock.cli.output import stdout, warn
-from envlock.spec import SPEC_FILENAME
+from envlock.spec_file import locate_spec
 
 if TYPE_CHECKING:
     from envlock.actions.diff import LockComparison
@@ -32,7 +32,7 @@ def diff(
             show_default=False,
         ),
     ] = None,
-    spec: SpecOpt = Path(SPEC_FILENAME),
+    spec: SpecOpt = None,
     env: Annotated[
         list[str],
         typer.Option("--env", "-e", help="Only this environment (repeatable). Default: all."),
@@ -72,7 +72,9 @@ def diff(
         raise typer.Exit(1)
 
 
-def _compare(locks: list[Path], spec: Path, env: list[str], rev: str) -> list[LockComparison]:
+def _compare(
+    locks: list[Path], spec: Path | None, env: list[str], rev: str
+) -> list[LockComparison]:
     from envlock.actions.diff import compare_files, compare_with_git
     from envlock.errors import UsageError
 
@@ -89,7 +91,7 @@ def _compare(locks: list[Path], spec: Path, env: list[str], rev: str) -> list[Lo
     from envlock.actions.check import select_environments
 
     out = []
-    for e in select_environments(spec, env, [], None):
+    for e in select_environments(locate_spec(spec), env, [], None):
         out.append(compare_with_git(e.lock_path, rev, f"{e.lock_path.name} ({e.label})"))
     return out
 

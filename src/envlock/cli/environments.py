@@ -32,11 +32,12 @@ from envlock.cli.output import (
     warn,
 )
 from envlock.cli.output import progress as live_progress
-from envlock.errors import StaleLockError, UsageError
+from envlock.errors import SpecError, StaleLockError, UsageError
 from envlock.lock import lockfile
 from envlock.lock.lockfile import LockFile
 from envlock.platforms import host_platform
-from envlock.spec import SPEC_FILENAME, EnvironmentSpec, load_spec
+from envlock.spec import EnvironmentSpec, load_spec
+from envlock.spec_file import locate_spec
 from envlock.spec_values import parse_platforms
 
 if TYPE_CHECKING:  # the network stack and the cache are imported by the commands using them
@@ -197,7 +198,7 @@ def report_fetch(result: FetchResult) -> None:
 
 
 def fetch(
-    spec: SpecOpt = Path(SPEC_FILENAME),
+    spec: SpecOpt = None,
     env: EnvsOpt = [],  # noqa: B006
     platform: PlatformsOpt = [],  # noqa: B006
     from_snapshot: FromSnapshotOpt = False,
@@ -210,6 +211,7 @@ def fetch(
     from envlock.actions.snapshot import snapshot
 
     set_verbosity(quiet, verbose)
+    spec = locate_spec(spec)
     snaps = select_snapshots(spec, env, platform)
     from envlock.cache.store import ArtifactStore
 
@@ -308,13 +310,14 @@ def materialize(
     compile: CompileOpt = False,
     link_mode: LinkOpt = "hardlink",
     verify_files: VerifyFilesOpt = False,
-    spec: SpecOpt = Path(SPEC_FILENAME),
+    spec: SpecOpt = None,
     cache: CacheOpt = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Build an environment from the cache alone (never uses the network)."""
     set_verbosity(quiet, verbose)
+    spec = locate_spec(spec)
     parse_platforms([platform], "--platform")
     flags = BuildFlags(
         output, archive, base_python, force, compile, link_mode, verify_files, frozen
@@ -342,7 +345,7 @@ def build(
     verify_files: VerifyFilesOpt = False,
     from_snapshot: FromSnapshotOpt = False,
     snapshot_url: SnapshotOpt = None,
-    spec: SpecOpt = Path(SPEC_FILENAME),
+    spec: SpecOpt = None,
     cache: CacheOpt = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
@@ -353,6 +356,7 @@ def build(
     from envlock.actions.snapshot import snapshot
 
     set_verbosity(quiet, verbose)
+    spec = locate_spec(spec)
     platform = platform or host_platform()
     parse_platforms([platform], "--platform")
     _check_link_mode(link_mode)
@@ -383,7 +387,7 @@ def verify(
             show_default=False,
         ),
     ] = None,
-    spec: SpecOpt = Path(SPEC_FILENAME),
+    spec: SpecOpt = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -393,9 +397,13 @@ def verify(
 
     set_verbosity(quiet, verbose)
     if lock is None:
-        recorded = spec.parent / (read_meta(directory).lock or "pylock.toml")
-        lock = recorded if recorded.is_file() else None
-    loaded = lockfile.load(lock) if lock is not None else None
+        try:
+            beside = locate_spec(spec).parent
+        except SpecError:  # no spec here: check against the list recorded at build time
+            beside = None
+        recorded = beside / (read_meta(directory).lock or "pylock.toml") if beside else None
+        lock = recorded if recorded is not None and recorded.is_file() else None
+    loaded = lockfile.load_named(lock) if lock is not None else None
     report = run(directory, loaded)
     against = loaded.path.name if loaded else "the package list recorded at build time"
     if report.clean:

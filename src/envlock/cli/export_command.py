@@ -11,7 +11,7 @@ import typer
 
 from envlock.cli.options import QuietOpt, SpecOpt, VerboseOpt, set_verbosity
 from envlock.cli.output import info
-from envlock.spec import SPEC_FILENAME
+from envlock.spec_file import locate_spec
 
 
 def export(
@@ -45,7 +45,7 @@ def export(
             show_default=False,
         ),
     ] = None,
-    spec: SpecOpt = Path(SPEC_FILENAME),
+    spec: SpecOpt = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -55,6 +55,7 @@ def export(
     from envlock.spec import load_spec
 
     set_verbosity(quiet, verbose)
+    spec = locate_spec(spec)
     if fmt not in actions.FORMATS:
         raise UsageError(f"--format: must be {' or '.join(actions.FORMATS)}, not {fmt!r}")
     loaded = load_spec(spec)

@@ -48,17 +48,16 @@ def fast_check(argv: Sequence[str]) -> int | None:
     parsed = _parse(argv)
     if parsed is None:
         return None
-    from pathlib import Path
-
     from envlock.errors import EnvlockError
 
     quiet = "-q" in parsed or "--quiet" in parsed
     try:
         from envlock.actions.check import check_locks, select_environments
-        from envlock.spec import SPEC_FILENAME
+        from envlock.spec_file import locate_spec
 
+        spec = parsed.get("--spec", [None])[-1]
         envs = select_environments(
-            Path(parsed.get("--spec", [SPEC_FILENAME])[-1]),
+            locate_spec(spec),
             [*parsed.get("--env", []), *parsed.get("-e", [])],
             [*parsed.get("--platform", []), *parsed.get("-p", [])],
             parsed.get("--exclude-newer", [None])[-1],
@@ -113,16 +112,21 @@ def fast_run(argv: Sequence[str]) -> int | None:
         return None
     options, command = parsed
     from envlock.actions.run import command_environment, exec_command, hold, warm_environment
+    from envlock.errors import EnvlockError
+    from envlock.spec_file import locate_spec
 
+    try:
+        spec = locate_spec(options.get("--spec"))
+    except EnvlockError:
+        return None  # the full CLI says so
     directory = warm_environment(
-        options.get("--spec", "envlock.toml"),
+        str(spec),
         options.get("--env", "default"),
         "--frozen" in options,
         options.get("--cache-dir"),
     )
     if directory is None or not hold(directory):
         return None
-    from envlock.errors import EnvlockError
 
     try:
         exec_command(command, command_environment(directory))

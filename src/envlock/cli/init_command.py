@@ -9,7 +9,7 @@ import typer
 
 from envlock.cli.options import QuietOpt, SpecOpt, VerboseOpt, set_verbosity
 from envlock.cli.output import info, warn
-from envlock.spec import SPEC_FILENAME
+from envlock.spec_file import init_target
 
 
 def init(
@@ -55,7 +55,7 @@ def init(
             show_default=False,
         ),
     ] = None,
-    spec: SpecOpt = Path(SPEC_FILENAME),
+    spec: SpecOpt = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -65,6 +65,7 @@ def init(
     from envlock.actions.init import InitRequest, init_spec
 
     set_verbosity(quiet, verbose)
+    spec = init_target(spec)
     result = init_spec(
         InitRequest(
             path=spec,
@@ -83,7 +84,7 @@ def init(
         f"wrote {escape(str(spec))}: python {v.python}, platforms {', '.join(v.platforms)}, "
         f"{len(v.dependencies)} dependencies{envs}"
     )
-    where = "" if spec == Path(SPEC_FILENAME) else f" --spec {escape(str(spec))}"
+    where = "" if spec == init_target(None) else f" --spec {escape(str(spec))}"
     info(f"next: review it, then run `envlock lock{where}`")
 
 

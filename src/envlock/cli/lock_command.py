@@ -9,14 +9,15 @@ import typer
 
 from envlock.cli.options import CacheOpt, QuietOpt, SpecOpt, VerboseOpt, set_verbosity
 from envlock.cli.output import cache_dir, debug, info, progress, stderr, stdout, warn
-from envlock.spec import SPEC_FILENAME, EnvironmentSpec
+from envlock.spec import EnvironmentSpec
+from envlock.spec_file import locate_spec
 
 if TYPE_CHECKING:
     from envlock.actions.lock import LockResult
 
 
 def lock(
-    spec: SpecOpt = Path(SPEC_FILENAME),
+    spec: SpecOpt = None,
     platform: Annotated[
         list[str],
         typer.Option(
@@ -73,6 +74,7 @@ def lock(
     from envlock.errors import UsageError
 
     set_verbosity(quiet, verbose)
+    spec = locate_spec(spec)
     if online and not check:
         raise UsageError("--online only goes with --check")
     from envlock.actions.check import select_environments

@@ -9,7 +9,15 @@ import typer
 
 from envlock.cli.output import Verbosity
 
-SpecOpt = Annotated[Path, typer.Option("--spec", help="Path to envlock.toml.")]
+SpecOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--spec",
+        help="The spec: a file, or a directory holding envlock.toml (default: envlock.toml in "
+        "the current directory or the nearest parent that has one).",
+        show_default=False,
+    ),
+]
 CacheOpt = Annotated[
     Optional[Path],
     typer.Option(

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from platformdirs import user_cache_dir
 
+from envlock._urls import redact_text
 from envlock.progress import BuildProgress, LockProgress
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ class Verbosity:
 
 def info(message: str) -> None:
     if Verbosity.level >= 0:
-        stderr.print(message)
+        stderr.print(redact_text(message))
 
 
 def warn(message: str) -> None:
@@ -60,7 +61,7 @@ def warn(message: str) -> None:
     if Verbosity.level >= 0:
         from rich.text import Text
 
-        stderr.print(Text.assemble(("warning: ", "yellow"), message))
+        stderr.print(Text.assemble(("warning: ", "yellow"), redact_text(message)))
 
 
 def debug(message: str) -> None:

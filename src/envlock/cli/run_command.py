@@ -35,7 +35,8 @@ from envlock.errors import EnvlockError, UsageError
 from envlock.lock import lockfile
 from envlock.lock.lockfile import LockFile
 from envlock.platforms import host_platform
-from envlock.spec import SPEC_FILENAME, EnvironmentSpec, load_spec
+from envlock.spec import EnvironmentSpec, load_spec
+from envlock.spec_file import locate_spec
 
 if TYPE_CHECKING:
     from envlock.cache.store import ArtifactStore
@@ -64,7 +65,7 @@ def run(
     ] = False,
     from_snapshot: FromSnapshotOpt = False,
     snapshot_url: SnapshotOpt = None,
-    spec: SpecOpt = Path(SPEC_FILENAME),
+    spec: SpecOpt = None,
     cache: CacheOpt = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
@@ -76,6 +77,7 @@ def run(
     Its scripts come first on PATH and VIRTUAL_ENV is set; the exit code is the command's.
     """
     set_verbosity(quiet, verbose)
+    spec = locate_spec(spec)
     platform = host_platform()
     before = _stamp(spec, env, platform)
     target_env = load_spec(spec).select([env])[0]

@@ -27,7 +27,7 @@ from envlock.cli.options import (
     set_verbosity,
 )
 from envlock.cli.output import info, stdout
-from envlock.spec import SPEC_FILENAME
+from envlock.spec_file import locate_spec
 
 if TYPE_CHECKING:
     from envlock.actions.snapshot import Snapshot
@@ -44,7 +44,7 @@ def push(
         typer.Option("--archives", help="Also build and upload each environment's archive."),
     ] = False,
     snapshot_url: SnapshotOpt = None,
-    spec: SpecOpt = Path(SPEC_FILENAME),
+    spec: SpecOpt = None,
     cache: CacheOpt = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
@@ -57,6 +57,7 @@ def push(
     from envlock.snapshot.upload import uploads
 
     set_verbosity(quiet, verbose)
+    spec = locate_spec(spec)
     snaps = select_snapshots(spec, env, platform)
     remote = open_snapshot(snapshot_url, snaps[0].env.snapshot)
     store = open_store(cache)
@@ -131,7 +132,7 @@ def pull(
         int, typer.Option("--expires", help="Seconds a --print-url URL stays valid.")
     ] = 3600,
     snapshot_url: SnapshotOpt = None,
-    spec: SpecOpt = Path(SPEC_FILENAME),
+    spec: SpecOpt = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -147,6 +148,7 @@ def pull(
     from envlock.spec_values import parse_platforms
 
     set_verbosity(quiet, verbose)
+    spec = locate_spec(spec)
     parse_platforms([platform], "--platform")
     target_env = load_spec(spec).select([env])[0]
     lock = lockfile.load(target_env.lock_path)

@@ -25,7 +25,7 @@ from packaging.version import InvalidVersion, Version
 
 from envlock._fs import atomic_write_bytes
 from envlock._toml import tomllib
-from envlock.errors import SpecError, UsageError
+from envlock.errors import MissingLockError, SpecError, UsageError
 from envlock.lock.artifacts import check_package
 from envlock.lock.model import (
     LOCK_HINT,
@@ -237,11 +237,31 @@ def read(path: Path) -> LockFile | None:
 
 
 def load(path: Path) -> LockFile:
-    """Read a lock that must exist (missing: a usage error with the next step)."""
+    """Read a lock that must exist (missing: the one MissingLockError every command gives)."""
     found = read(path)
     if found is None:
-        raise UsageError(f"{path} does not exist", hint="run `envlock lock` first")
+        raise missing(path)
     return found
+
+
+def load_named(path: Path) -> LockFile:
+    """Read a lock file the user named on the command line (missing: a usage error)."""
+    found = read(path)
+    if found is None:
+        raise UsageError(f"{path} does not exist")
+    return found
+
+
+def missing(path: Path) -> MissingLockError:
+    """The error for a lock that does not exist, named after its environment."""
+    name = path.name
+    if name == "pylock.toml":
+        label = "default"
+    elif name.startswith("pylock.") and name.endswith(".toml"):
+        label = name[len("pylock.") : -len(".toml")]
+    else:
+        label = name
+    return MissingLockError(path, label)
 
 
 def marker_matches(marker: Marker | None, target: Target) -> bool:

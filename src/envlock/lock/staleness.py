@@ -11,14 +11,15 @@ from envlock.spec import EnvironmentSpec
 
 
 def staleness(env: EnvironmentSpec, targets: Sequence[Target]) -> str | None:
-    """Why the lock of ``env`` does not match the spec, or None when it is fresh."""
+    """Why the lock of ``env`` does not match the spec, or None when it is fresh; a missing lock
+    is no reason but the one MissingLockError every command gives."""
     path = env.lock_path
     try:
         lock = lockfile.read(path)
     except UsageError as exc:
         return str(exc)
     if lock is None:
-        return f"{path.name} is missing: run `envlock lock`"
+        raise lockfile.missing(path)
     if lock.envlock.interpreter != env.interpreter:
         return (
             f"{path.name} is stale: the spec asks for the {env.interpreter} interpreter, the "

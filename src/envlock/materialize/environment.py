@@ -196,7 +196,14 @@ def _build(
         compiled=options.compile_bytecode and compiler(target, li is not None) is not None,
         interpreter=bundled.interpreter_meta(li) if li is not None else {},
     )
-    note = base.note if base is not None else None
+    notes = [base.note] if base is not None and base.note else []
+    if base is not None and archive is not None:
+        notes.append(
+            f"interpreter = \"system\": the archive's python is the build machine's "
+            f"{base.executable}, so it runs only where that interpreter exists at that path; "
+            'interpreter = "bundled" gives an archive that carries its own CPython'
+        )
+    note = "; ".join(notes) or None
     if output is not None and not options.force and _current(output, meta):
         return MaterializeResult(
             target, output, None, None, len(wheels), "", meta.compiled, True, note
