@@ -5,15 +5,17 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from packaging.utils import NormalizedName, canonicalize_name
 
+from envlock._urls import strip_userinfo
 from envlock.spec_values import Where, check_keys
 
 DEFAULT_INDEX_URL = "https://pypi.org/simple/"
-_INDEX_KEYS = {"name", "url", "packages"}
+_INDEX_KEYS = {"name", "url", "packages", "files"}
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,9 @@ class Index:
     name: str
     url: str
     packages: frozenset[NormalizedName] = frozenset()
+    # URL prefixes, besides the index's own host, where it serves its files (a CDN, an object
+    # store): what [policy] allowed-indexes admits for a package from this index.
+    files: tuple[str, ...] = ()
 
     @property
     def explicit(self) -> bool:
@@ -58,18 +63,36 @@ def parse_indexes(ctx: Where, value: Any) -> tuple[Index, ...]:
                     f"{key}.url", "must be an http(s):// or file:// URL of a simple index"
                 )
             packages = _names(ctx, table.get("packages", []), f"{key}.packages")
+            files = _file_prefixes(ctx, table.get("files", []), f"{key}.files")
             for other in indexes:
                 for name_ in sorted(other.packages & packages):
                     raise ctx.fail(
                         f"{key}.packages",
                         f"{name_!r} is already pinned to index {other.name!r}",
                     )
-            indexes.append(Index(name, url, packages))
+            indexes.append(Index(name, url, packages, files))
     if override:
-        indexes[0] = Index(indexes[0].name, override, indexes[0].packages)
-    return tuple(
-        Index(i.name, i.url if i.url.endswith("/") else i.url + "/", i.packages) for i in indexes
-    )
+        indexes[0] = replace(indexes[0], url=override)
+    return tuple(replace(i, url=i.url if i.url.endswith("/") else i.url + "/") for i in indexes)
+
+
+def _file_prefixes(ctx: Where, value: Any, key: str) -> tuple[str, ...]:
+    example = '["https://cdn.example.com/packages/"]'
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ctx.fail(key, f"must be a list of URL prefixes, e.g. {example}")
+    out = []
+    for text in value:
+        shown, secret = strip_userinfo(text)
+        if not re.match(r"^(https?|file)://[^\s]*$", text):
+            raise ctx.fail(key, f"not an http(s):// or file:// URL: {shown!r}")
+        if secret:
+            raise ctx.fail(key, f"credentials in {shown!r}: use netrc or env instead")
+        parts = urlsplit(text)
+        if parts.query or parts.fragment or (parts.scheme != "file" and not parts.hostname):
+            raise ctx.fail(key, f"not a URL prefix (a host and a path): {text!r}")
+        # A prefix ends at a path boundary: ".../packages" must not admit ".../packages-evil/".
+        out.append(text if text.endswith("/") else text + "/")
+    return tuple(out)
 
 
 def _names(ctx: Where, value: Any, key: str) -> frozenset[NormalizedName]:

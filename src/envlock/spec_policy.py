@@ -1,6 +1,8 @@
 """The spec's ``[policy]`` table: what a lock may contain, enforced by ``lock`` and ``audit``.
 
-* ``allowed-indexes``: index names (an ``[[index]]`` name, or ``pypi``) or URL prefixes.
+* ``allowed-indexes``: index names (an ``[[index]]`` name, or ``pypi``) or URL prefixes. A
+  package must come from one of them, and its files must be where that index serves files: its
+  own host, PyPI's files host for PyPI, and the ``files`` prefixes of its ``[[index]]`` table.
 * ``deny``: PEP 508 requirements no lock may choose (``"pyyaml<5.4"``, ``"tensorflow"``).
 * ``min-age``: a cooldown (``"7 days"``): files uploaded more recently are not chosen unless a
   requirement pins that exact version.
@@ -14,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from packaging.licenses import InvalidLicenseExpression, canonicalize_license_expression
 from packaging.markers import Environment, Marker
@@ -22,7 +24,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from envlock._urls import redact
+from envlock._urls import strip_userinfo
 from envlock.spec_indexes import DEFAULT_INDEX_URL, Index
 from envlock.spec_values import Where, check_keys
 
@@ -44,12 +46,46 @@ _AGE = re.compile(r"(\d{1,6})\s*([a-z]+?)s?")
 _MAX_AGE = timedelta(days=3660)
 
 
+# Where an index on a known host serves its files from another host.
+_KNOWN_FILE_HOSTS = {
+    "pypi.org": "https://files.pythonhosted.org/",
+    "test.pypi.org": "https://test-files.pythonhosted.org/",
+}
+# A "." or ".." path segment, plain or percent-encoded: a prefix check cannot see through it.
+_DOT_SEGMENT = re.compile(r"/(\.|%2e){1,2}(/|$)", re.IGNORECASE)
+
+
 @dataclass(frozen=True)
 class IndexRule:
-    """One ``allowed-indexes`` entry: as written, and the URL prefix it stands for."""
+    """One ``allowed-indexes`` entry: as written, the URL prefix it stands for, and the URL
+    prefixes where the indexes it admits serve their files."""
 
     text: str
     prefix: str
+    files: tuple[str, ...] = ()
+
+    def admits_index(self, url: str) -> bool:
+        return _under(url, self.prefix)
+
+    def admits_file(self, url: str) -> bool:
+        return any(_under(url, prefix) for prefix in self.files)
+
+
+def _under(url: str, prefix: str) -> bool:
+    """Whether ``url`` is ``prefix`` or below it, at a path boundary: ``https://h/simple``
+    admits ``https://h/simple/x/``, never ``https://h/simple-untrusted/``."""
+    if _DOT_SEGMENT.search(url.split("?", 1)[0].split("#", 1)[0]):
+        return False
+    url, prefix = _lower_origin(url), _lower_origin(prefix)
+    base = prefix if prefix.endswith("/") else prefix + "/"
+    return url == base.removesuffix("/") or url.startswith(base)
+
+
+def _lower_origin(url: str) -> str:
+    # Scheme and host are case-insensitive; the path is not.
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    return f"{scheme.lower()}{sep}{authority.lower()}{slash}{path}"
 
 
 @dataclass(frozen=True)
@@ -77,7 +113,17 @@ class SpecPolicy:
             return True
         if url is None:
             return False
-        return any(url.startswith(rule.prefix) for rule in self.allowed_indexes)
+        return any(rule.admits_index(url) for rule in self.allowed_indexes)
+
+    def file_allowed(self, index: str | None, url: str) -> bool:
+        """Whether the file at ``url`` is where an allowed index that admits ``index`` (the
+        package's recorded index) serves its files: the label alone proves nothing."""
+        if self.allowed_indexes is None:
+            return True
+        if index is None:
+            return False
+        rules = [r for r in self.allowed_indexes if r.admits_index(index)]
+        return any(rule.admits_file(url) for rule in rules)
 
     def as_dict(self) -> dict[str, Any]:
         """For the spec hash: a policy change makes the lock stale (it may resolve otherwise)."""
@@ -145,25 +191,47 @@ def _strings(ctx: Where, value: Any, key: str, example: str) -> list[str]:
 def _index_rules(ctx: Where, value: Any, indexes: Sequence[Index]) -> tuple[IndexRule, ...]:
     key = "policy.allowed-indexes"
     rules = []
-    by_name = {i.name: i.url for i in indexes}
+    by_name = {i.name: i for i in indexes}
     for text in _strings(ctx, value, key, '["pypi", "https://pkgs.example.com/simple/"]'):
         if "://" in text:
+            shown, secret = strip_userinfo(text)
+            if secret:
+                raise ctx.fail(key, f"credentials in {shown!r}: use netrc or env instead")
             parts = urlsplit(text)
             if parts.scheme not in ("http", "https", "file") or not (parts.netloc or parts.path):
                 raise ctx.fail(key, f"not an index URL: {text!r}")
-            if parts.username or parts.password:
-                raise ctx.fail(key, f"credentials in {redact(text)!r}: use netrc or env instead")
             # "https://host" must not admit "https://host.evil.com/": a bare host ends in "/".
             prefix = text if parts.path else text + "/"
+            # The [[index]] tables this prefix covers lend it their file hosts.
+            covered = [i for i in indexes if _under(_bare(i.url), prefix)]
         elif text in by_name:
-            prefix = by_name[text]
+            # The lock records an index without credentials: so must the rule.
+            prefix, covered = _bare(by_name[text].url), [by_name[text]]
         elif text == "pypi":
-            prefix = DEFAULT_INDEX_URL
+            prefix, covered = DEFAULT_INDEX_URL, []
         else:
             known = ", ".join(sorted({*by_name, "pypi"}))
             raise ctx.fail(key, f"no index named {text!r} (known: {known}), and not a URL")
-        rules.append(IndexRule(text, prefix))
+        own = [_own_files(prefix)] + [_own_files(_bare(i.url)) for i in covered]
+        files = [*own, *(f for i in covered for f in i.files)]
+        rules.append(IndexRule(text, prefix, tuple(dict.fromkeys(files))))
     return tuple(rules)
+
+
+def _bare(url: str) -> str:
+    return strip_userinfo(url)[0]
+
+
+def _own_files(index_url: str) -> str:
+    """Where an index serves its files without being told: its own scheme, host and port (a
+    ``file://`` index: the directory that holds it); PyPI: files.pythonhosted.org."""
+    parts = urlsplit(index_url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme == "https" and host in _KNOWN_FILE_HOSTS and parts.port is None:
+        return _KNOWN_FILE_HOSTS[host]
+    if parts.scheme == "file":
+        return urlunsplit(parts._replace(path=parts.path.rstrip("/").rsplit("/", 1)[0] + "/"))
+    return f"{parts.scheme}://{parts.netloc}/"
 
 
 def _deny(ctx: Where, value: Any) -> tuple[str, ...]:
@@ -177,8 +245,26 @@ def _deny(ctx: Where, value: Any) -> tuple[str, ...]:
             raise ctx.fail(key, f"invalid requirement {text!r}: {first}") from None
         if req.url or req.extras:
             raise ctx.fail(key, f"a deny rule is a name and versions (and a marker): {text!r}")
+        variable = _install_variable(req.marker)
+        if variable is not None:
+            raise ctx.fail(
+                key,
+                f"{variable!r} cannot be used in a deny marker (a rule holds per platform, not "
+                f"per extra or group): {text!r}",
+            )
         out.append(str(req))
     return tuple(out)
+
+
+def _install_variable(marker: Marker | None) -> str | None:
+    """The first of ``extra``/``extras``/``dependency_groups`` ``marker`` reads: a target's
+    environment has no value for them (packaging evaluates ``extra`` as ""), so a rule using
+    one would silently never, or always, hold."""
+    if marker is None:
+        return None
+    unquoted = re.sub(r"'[^']*'|\"[^\"]*\"", "''", str(marker))
+    found = re.search(r"\b(extra|extras|dependency_groups)\b", unquoted)
+    return found.group(1) if found else None
 
 
 def _min_age(ctx: Where, value: Any) -> tuple[timedelta | None, str]:

@@ -137,3 +137,39 @@ def test_unreachable_api_and_bad_database_are_one_line_errors(locked: Path, tmp_
     assert r.code == 2 and str(bad) in r.stderr and "Traceback" not in r.stderr
     r = envlock(locked, "audit", "--vulnerability-db", str(tmp_path / "missing.zip"))
     assert r.code == 2
+
+
+def test_a_server_listing_60000_ids_for_one_package_is_refused_in_one_line(locked: Path):
+    # Each listed id would cost one GET /v1/vulns/ID: a hostile server must not get 60,000.
+    with OsvServer(RECORDS, page_size=500) as osv:
+        for n in range(60_000):
+            osv.list("yaml-lib", "5.3", f"PYSEC-2099-{n}")
+        r = envlock(locked, "audit", "--vulnerabilities", env={"ENVLOCK_OSV_URL": osv.url})
+        assert r.code == 3, r.stderr
+        assert osv.count("/v1/vulns/") == 0
+        assert osv.count() <= 10  # paging stopped once past the cap, too
+        assert f"OSV API at {osv.url} lists more than" in r.stderr
+    assert "vulnerabilities for yaml-lib 5.3" in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) <= 2
+
+
+def test_a_server_listing_too_many_ids_in_total_is_refused_before_fetching_any(
+    index, project: Path
+):
+    server = index([Dist("one", "1.0"), Dist("two", "1.0"), Dist("three", "1.0")])
+    write_spec(
+        project,
+        server.url,
+        'python = "3.11"\nplatforms = ["linux-64"]\ndependencies = ["one", "two", "three"]\n',
+    )
+    assert envlock(project, "lock").code == 0
+    with OsvServer() as osv:
+        for name in ("one", "two", "three"):  # under the cap per package, over it per run
+            for n in range(1_900):
+                osv.list(name, "1.0", f"GHSA-{name}-{n:04d}-aaaa")
+        r = envlock(project, "audit", "--vulnerabilities", env={"ENVLOCK_OSV_URL": osv.url})
+        assert r.code == 3, r.stderr
+        assert osv.count("/v1/vulns/") == 0
+        assert osv.count() == 1
+        assert f"OSV API at {osv.url} would take more than 5000 requests" in r.stderr
+    assert "Traceback" not in r.stderr

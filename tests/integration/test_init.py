@@ -366,6 +366,44 @@ def test_private_index_credentials_never_reach_the_file(project):
     )
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        "--index-url https://user:p/ss#w?rd@pkgs.example.com/simple/",
+        "-i https://user:p/ss#w?rd@pkgs.example.com/simple/",
+        "--index-url=https://user:p/ss#w?rd@pkgs.example.com/simple/",
+        "--extra-index-url https://user:p/ss#w?rd@pkgs.example.com/simple/",
+    ],
+)
+def test_a_password_with_slash_hash_and_question_mark_never_reaches_file_or_output(project, line):
+    # urlsplit would take "p" for the host's port and leave "/ss#w?rd@..." as path and fragment.
+    (project / "requirements.txt").write_text(f"{line}\nattrs\n")
+    r = envlock(project, "init", "--from", "requirements.txt")
+    assert r.code == 0, r.stderr
+    text = (project / "envlock.toml").read_text()
+    for part in ("p/ss#w?rd", "p/ss", "w?rd", "user:"):
+        assert part not in text and part not in r.stdout and part not in r.stderr, part
+    assert "credentials removed from index https://pkgs.example.com/simple/" in r.stderr
+    assert "ENVLOCK_INDEX_PKGS_EXAMPLE_COM_PASSWORD" in r.stderr and "netrc" in r.stderr
+    urls = [i.url for i in load_spec(project / "envlock.toml").root.indexes]
+    assert "https://pkgs.example.com/simple/" in urls
+
+
+def test_credentials_in_a_refused_url_are_not_echoed(project):
+    lines = [
+        "-r https://user:p/ss#w?rd@pkgs.example.com/reqs.txt",
+        "lib @ https://user:p/ss#w?rd@pkgs.example.com/lib-1.0-py3-none-any.whl",
+        "--index-url ftp://user:p/ss#w?rd@pkgs.example.com/simple/",
+    ]
+    for line in lines:
+        (project / "requirements.txt").write_text(f"{line}\n")
+        r = envlock(project, "init", "--from", "requirements.txt")
+        assert r.code == 2, r.stderr
+        assert "pkgs.example.com" in r.stderr
+        assert "p/ss" not in r.stderr and "w?rd" not in r.stderr, r.stderr
+        assert not (project / "envlock.toml").exists()
+
+
 def test_unsupported_line_is_named_with_file_and_line(project):
     (project / "requirements.txt").write_text("attrs\n-e ./src/mylib\n")
     r = envlock(project, "init", "--from", "requirements.txt")

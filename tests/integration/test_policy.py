@@ -268,6 +268,7 @@ def test_bad_policy_values_are_one_line_errors(index, project):
         'deny = ["lib[extra]"]': "a deny rule is a name and versions",
         'deny = ["lib @ https://x/lib.whl"]': "a deny rule",
         'deny = ["lib>="]': "invalid requirement",
+        "deny = [\"lib; extra == 'gpu'\"]": "'extra' cannot be used in a deny marker",
         'color = "red"': "policy.color",
     }
     for policy, expected in cases.items():
@@ -294,5 +295,77 @@ def test_min_age_exempts_only_the_specs_own_pins(index, project):
     assert "lib 2.0: uploaded" in r.stderr and "within min-age (7 days)" in r.stderr
     assert not (project / "pylock.toml").exists()
     _spec(project, server.url, '["app", "lib==2.0"]', 'min-age = "7 days"')
+    assert envlock(project, "lock").code == 0
+    assert envlock(project, "audit").code == 0
+
+
+def _edit_lock(project: Path, old: str, new: str) -> None:
+    path = project / "pylock.toml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+def test_audit_checks_the_file_urls_not_the_index_label(index, project):
+    server = index([Dist("lib", "1.0")])
+    _spec(project, server.url, '["lib"]', 'allowed-indexes = ["local", "pypi"]')
+    assert envlock(project, "lock").code == 0
+    wheel = server.file_url("lib-1.0-py3-none-any.whl")
+    _edit_lock(project, f'index = "{server.url}"', 'index = "https://pypi.org/simple/"')
+    # Labelled PyPI, served from elsewhere: a violation, whatever the label says.
+    _edit_lock(project, wheel, "https://evil.example.com/files/lib-1.0-py3-none-any.whl")
+    r = envlock(project, "audit")
+    assert r.code == 1, r.stderr
+    assert "lib 1.0: file lib-1.0-py3-none-any.whl is on evil.example.com" in r.stderr
+    assert "https://pypi.org/simple/ does not serve files" in r.stderr
+    # Nor may it borrow the host of another allowed index.
+    _edit_lock(project, "https://evil.example.com/files/", f"{server.base_url}/files/")
+    assert envlock(project, "audit").code == 1
+    # PyPI's own files host is where PyPI's files are.
+    pythonhosted = "https://files.pythonhosted.org/packages/ab/cd/"
+    _edit_lock(project, f"{server.base_url}/files/", pythonhosted)
+    r = envlock(project, "audit")
+    assert r.code == 0, r.stderr
+
+
+def test_lock_refuses_an_index_listing_files_on_another_host_unless_the_spec_names_it(
+    index, project
+):
+    good = index([Dist("lib", "1.0")])
+    elsewhere = index([Dist("lib", "1.0")])
+    wheel = "lib-1.0-py3-none-any.whl"
+    good.list_at(wheel, elsewhere.file_url(wheel))
+    spec = f"""
+        python = "3.11"
+        platforms = ["linux-64"]
+        dependencies = ["lib"]
+
+        [policy]
+        allowed-indexes = ["good"]
+
+        [[index]]
+        name = "good"
+        url = "{good.url}"
+    """
+    write_spec(project, None, spec)
+    r = envlock(project, "lock")
+    assert r.code == 1, r.stderr
+    assert f"file {wheel} is on 127.0.0.1:{elsewhere.port}" in r.stderr
+    assert "nothing was written" in r.stderr
+    assert not (project / "pylock.toml").exists()
+    # An index table may name where it serves its files.
+    write_spec(project, None, spec + f'files = ["{elsewhere.base_url}/files"]\n')
+    r = envlock(project, "lock")
+    assert r.code == 0, r.stderr
+    assert envlock(project, "audit").code == 0
+
+
+def test_a_url_prefix_rule_does_not_admit_a_longer_path(index, project):
+    server = index([Dist("lib", "1.0")])
+    _spec(project, server.url, '["lib"]', f'allowed-indexes = ["{server.base_url}/sim"]')
+    r = envlock(project, "lock")
+    assert r.code == 1, r.stderr
+    assert f"comes from {server.url}, which allowed-indexes does not list" in r.stderr
+    _spec(project, server.url, '["lib"]', f'allowed-indexes = ["{server.base_url}/simple"]')
     assert envlock(project, "lock").code == 0
     assert envlock(project, "audit").code == 0

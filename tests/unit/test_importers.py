@@ -190,6 +190,25 @@ def test_credentials_are_stripped_with_a_warning(tmp_path):
     assert "ENVLOCK_INDEX_PKGS_EXAMPLE_COM_USERNAME" in warning and "netrc" in warning
 
 
+def test_credentials_holding_url_delimiters_are_stripped_whole(tmp_path):
+    got = reqs(tmp_path, "-i https://user:p/ss#w?rd@pkgs.example.com/simple\nattrs\n")
+    assert [i.url for i in got.indexes] == ["https://pkgs.example.com/simple/"]
+    assert "p/ss" not in repr(got) and "w?rd" not in repr(got)
+    assert any("ENVLOCK_INDEX_PKGS_EXAMPLE_COM_USERNAME" in w for w in got.warnings)
+    # An '@' in the path of a plain host (Azure Artifacts' feed@view) is not a credential.
+    url = "https://pkgs.dev.azure.com/org/_packaging/feed@Local/pypi/simple/"
+    got = reqs(tmp_path, f"--index-url {url}\nattrs\n")
+    assert [i.url for i in got.indexes] == [url]
+    assert not any("credentials" in w for w in got.warnings)
+
+
+def test_credentials_for_pypi_are_dropped_with_a_warning(tmp_path):
+    got = reqs(tmp_path, "--index-url https://me:t/k@pypi.org/simple\nattrs\n")
+    assert got.indexes == ()
+    assert "t/k" not in repr(got)
+    assert any("credentials removed from index https://pypi.org/simple/" in w for w in got.warnings)
+
+
 def test_environment_variables_are_refused(tmp_path):
     message = fails(
         write(tmp_path / "r.txt", "attrs\n--extra-index-url https://${TOKEN}@h.example/simple\n")
@@ -378,6 +397,13 @@ def test_group_named_like_an_extra_gets_a_suffix(tmp_path):
 def test_bad_pyproject_fails_in_one_line(tmp_path, text, says):
     message = fails(pyproject(tmp_path, text))
     assert message.startswith(str(tmp_path / "pyproject.toml")) and says in message
+
+
+def test_a_refused_direct_url_in_pyproject_is_shown_without_its_credentials(tmp_path):
+    text = '[project]\nname = "x"\ndependencies = ["y @ https://u:p/ss@e.com/y.whl"]\n'
+    message = fails(pyproject(tmp_path, text))
+    assert "direct URL" in message and "https://e.com/y.whl" in message
+    assert "p/ss" not in message
 
 
 def test_dynamic_optional_dependencies_warn(tmp_path):

@@ -95,3 +95,83 @@ def test_denied_by(rule, name, version, platform, hit):
     target = Target(platform, "3.11")
     found = denied_by((Requirement(rule),), name, Version(version), target.environment)
     assert (found is not None) is hit
+
+
+def test_url_prefixes_stop_at_path_boundaries():
+    policy = _spec({"allowed-indexes": ["https://pkgs.example.com/simple"]}).policy
+    assert policy.index_allowed("https://pkgs.example.com/simple/")
+    assert policy.index_allowed("https://pkgs.example.com/simple")
+    assert policy.index_allowed("https://PKGS.example.com/simple/team/")
+    assert not policy.index_allowed("https://pkgs.example.com/simple-untrusted/")
+    assert not policy.index_allowed("https://pkgs.example.com/simple/../untrusted/")
+    assert not policy.index_allowed("https://pkgs.example.com/simple/%2E%2E/untrusted/")
+
+
+def test_pypi_files_must_be_on_files_pythonhosted_org():
+    policy = _spec({"allowed-indexes": ["pypi"]}).policy
+    pypi = "https://pypi.org/simple/"
+    wheel = "/packages/ab/cd/lib-1.0-py3-none-any.whl"
+    assert policy.file_allowed(pypi, "https://files.pythonhosted.org" + wheel)
+    # The index label alone proves nothing: the file is what gets installed.
+    assert not policy.file_allowed(pypi, "https://evil.example.com" + wheel)
+    assert not policy.file_allowed(pypi, "https://files.pythonhosted.org.evil.com" + wheel)
+    assert not policy.file_allowed(pypi, "http://files.pythonhosted.org" + wheel)
+    assert not policy.file_allowed(None, "https://files.pythonhosted.org" + wheel)
+
+
+def test_an_index_serves_files_from_its_own_host_and_the_files_it_names():
+    index = [
+        {
+            "name": "corp",
+            "url": "https://corp.example/simple/",
+            "files": ["https://cdn.example.net/corp"],
+        },
+        {"name": "other", "url": "https://other.example/simple/"},
+    ]
+    for rule in ("corp", "https://corp.example/"):
+        policy = _spec({"allowed-indexes": [rule, "other"]}, index=index).policy
+        corp = "https://corp.example/simple/"
+        assert policy.file_allowed(corp, "https://corp.example/packages/lib-1.0.tar.gz")
+        assert policy.file_allowed(corp, "https://cdn.example.net/corp/lib-1.0.tar.gz")
+        assert not policy.file_allowed(corp, "https://cdn.example.net/corp-evil/lib-1.0.tar.gz")
+        # Files of one allowed index are not files of another.
+        assert not policy.file_allowed(corp, "https://other.example/lib-1.0.tar.gz")
+        assert policy.file_allowed("https://other.example/simple/", "https://other.example/x")
+
+
+def test_a_loopback_index_serves_files_from_its_own_port():
+    url = "http://127.0.0.1:8123/simple/"
+    policy = _spec({"allowed-indexes": ["local"]}, index=[{"name": "local", "url": url}]).policy
+    assert policy.file_allowed(url, "http://127.0.0.1:8123/files/lib-1.0-py3-none-any.whl")
+    assert not policy.file_allowed(url, "http://127.0.0.1:8124/files/lib-1.0-py3-none-any.whl")
+
+
+@pytest.mark.parametrize(
+    ("files", "says"),
+    [
+        ("https://cdn.example.net/", "must be a list"),
+        (["cdn.example.net"], "not an http(s)"),
+        (["https://u:p/ss#w?rd@cdn.example.net/"], "credentials"),
+        (["https://cdn.example.net/?x=1"], "not a URL prefix"),
+    ],
+)
+def test_bad_index_files_are_one_line_errors(files, says):
+    index = [{"name": "corp", "url": "https://corp.example/simple/", "files": files}]
+    with pytest.raises(SpecError, match=r"index\[0\]\.files") as info:
+        parse_spec({**BASE, "index": index}, Path("envlock.toml"))
+    assert says in str(info.value) and "p/ss" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        'lib; extra == "gpu"',
+        "lib>=2; python_version >= '3' and 'x' in extras",
+        "lib; dependency_groups == 'dev'",
+    ],
+)
+def test_a_deny_marker_on_extras_or_groups_is_refused(rule):
+    with pytest.raises(SpecError, match=r"policy\.deny\[0\].*cannot be used in a deny marker"):
+        _spec({"deny": [rule]})
+    # The word as a quoted value is no variable.
+    assert _spec({"deny": ["lib; platform_release == 'extra'"]}).policy.deny

@@ -15,12 +15,13 @@ from envlock.errors import EnvlockError, SpecError
         ("https://user:p/ss#w?rd@host/", "https://host/"),
         ("https://user:p@ss@host:8443/x", "https://host:8443/x"),
         ("https://token@host/x", "https://host/x"),
+        ("https://tok/en@host/x", "https://host/x"),
         ("ftp://user:tok3n@mirror.example/python", "ftp://mirror.example/python"),
         ("s3://key:secret@bucket/prefix", "s3://bucket/prefix"),
         # No credentials: unchanged, an "@" in a path included.
         ("https://host/simple/", "https://host/simple/"),
         ("git+https://github.com/org/repo@v1.0", "git+https://github.com/org/repo@v1.0"),
-        ("https://host:8080/path@rev", "https://host:8080/path@rev"),
+        ("https://pkgs.example:8080/path@rev", "https://pkgs.example:8080/path@rev"),
         ("not a url", "not a url"),
     ],
 )

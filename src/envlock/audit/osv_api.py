@@ -37,6 +37,10 @@ BATCH_SIZE = 1000  # the API's limit of queries per querybatch
 MAX_PAGES = 100
 MAX_BODY = 64 * 1024 * 1024
 WORKERS = 8
+# A server that lists more is broken or hostile: each id costs one GET. The busiest real PyPI
+# versions (old tensorflow) list under a thousand ids, GHSA and PYSEC aliases together.
+MAX_IDS_PER_PACKAGE = 2_000
+MAX_REQUESTS = 5_000  # per run, querybatch pages and record GETs together
 
 Pair = tuple[str, str]
 Listed = list[tuple[str, str | None]]  # (id, modified) the service lists for one pair
@@ -95,6 +99,9 @@ def query(
             if results is None:
                 results = client.querybatch(chunk)
                 cache.write(key, results)
+            for pair, hits in zip(chunk, results, strict=True):
+                if len(hits) > MAX_IDS_PER_PACKAGE:  # also a cache an older envlock wrote
+                    raise client.too_many(pair)
             listed.update(zip(chunk, results, strict=True))
         modified = {vid: mod for hits in listed.values() for vid, mod in hits}
         records: dict[str, dict[str, Any]] = {}
@@ -105,6 +112,7 @@ def query(
                 missing.append(vid)
             else:
                 records[vid] = record
+        client.reserve(len(missing))  # refuse before sending the first GET, not midway
         for vid, fetched in zip(missing, client.pool.map(client.vuln, missing), strict=True):
             if fetched is None:
                 warnings.append(f"{base} lists {vid} but has no record of it (HTTP 404); skipped")
@@ -121,6 +129,7 @@ class _Client:
 
     def __init__(self, base: str) -> None:
         self.base = base
+        self.sent = 0  # requests this run, counted (in this thread) before they are sent
         settings = HttpSettings.from_env()
         self.http = HttpClient(
             max_workers=WORKERS, settings=replace(settings, retries=min(settings.retries, 2))
@@ -133,11 +142,23 @@ class _Client:
     def __exit__(self, *exc: object) -> None:
         self.http.close()
 
+    def reserve(self, requests: int) -> None:
+        """Count ``requests`` about to be sent; more than MAX_REQUESTS in one run is refused."""
+        if self.sent + requests > MAX_REQUESTS:
+            raise NetworkError(
+                f"OSV API at {redact(self.base)} would take more than {MAX_REQUESTS} requests "
+                f"({self.sent} sent, {requests} more needed); refusing (a broken or hostile "
+                "server?)",
+                hint=f"check {ENV_VAR}, or audit offline with --vulnerability-db",
+            )
+        self.sent += requests
+
     def querybatch(self, chunk: Sequence[Pair]) -> list[Listed]:
         """The (id, modified) listed for each pair, following ``next_page_token``s."""
         results: list[Listed] = [[] for _ in chunk]
         pending: dict[int, str | None] = dict.fromkeys(range(len(chunk)))
         for _ in range(MAX_PAGES):
+            self.reserve(1)
             order = list(pending)
             queries = [_query(chunk[i], pending[i]) for i in order]
             answer = self._json("POST", "/v1/querybatch", {"queries": queries})
@@ -155,6 +176,8 @@ class _Client:
                         raise self._malformed("/v1/querybatch", "an invalid vulnerability id")
                     mod = vuln.get("modified")
                     results[i].append((vid, mod if isinstance(mod, str) else None))
+                if len(results[i]) > MAX_IDS_PER_PACKAGE:
+                    raise self.too_many(chunk[i])
                 token = result.get("next_page_token")
                 if isinstance(token, str) and token:
                     pending[i] = token
@@ -205,6 +228,14 @@ class _Client:
             f"cannot reach the OSV API at {reason}",
             hint="check your connection and proxy settings, or audit offline "
             "with --vulnerability-db",
+        )
+
+    def too_many(self, pair: Pair) -> NetworkError:
+        return NetworkError(
+            f"OSV API at {redact(self.base)} lists more than {MAX_IDS_PER_PACKAGE} "
+            f"vulnerabilities for {pair[0]} {pair[1]}; refusing to fetch them (a broken or "
+            "hostile server?)",
+            hint=f"check {ENV_VAR}, or audit offline with --vulnerability-db",
         )
 
     def _malformed(self, path: str, what: str) -> NetworkError:

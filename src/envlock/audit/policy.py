@@ -12,6 +12,7 @@ from typing import Literal
 from packaging.pylock import PackageSdist, PackageWheel
 from packaging.version import Version
 
+from envlock._urls import host_of
 from envlock.licenses import allowed
 from envlock.lock.lockfile import LockFile, marker_matches
 from envlock.spec_policy import SpecPolicy, denied_by
@@ -61,9 +62,16 @@ def check(
         def add(rule: str, message: str, severity: Severity = "violation") -> None:
             out.append(Finding(name, version, rule, message, severity))  # noqa: B023
 
+        files: list[PackageWheel | PackageSdist] = [*(pkg.wheels or ())]
+        files += [pkg.sdist] if pkg.sdist else []
         if not policy.index_allowed(pkg.index):
             where = pkg.index or "an unrecorded index"
             add("allowed-indexes", f"comes from {where}, which allowed-indexes does not list")
+        else:
+            # The recorded index is only a label: the files are what gets installed.
+            stray = [f for f in files if f.url and not policy.file_allowed(pkg.index, f.url)]
+            if stray:
+                add("allowed-indexes", _stray_files(stray, pkg.index))
         for target in on:
             rule = denied_by(rules, name, pkg.version, target.environment)
             if rule is not None:
@@ -78,8 +86,6 @@ def check(
                 said = f" ({license!r} is not an SPDX expression)" if license else ""
                 add("allowed-licenses", f"license unknown{said}", "unknown")
         if policy.min_age is not None and pkg.version not in pins.get(name, set()):
-            files: list[PackageWheel | PackageSdist] = [*(pkg.wheels or ())]
-            files += [pkg.sdist] if pkg.sdist else []
             times = [f.upload_time for f in files if f.upload_time is not None]
             if not times:
                 add("min-age", "no upload time recorded, min-age cannot be checked", "unknown")
@@ -87,3 +93,13 @@ def check(
                 newest = max(times).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M")
                 add("min-age", f"uploaded {newest} UTC, within min-age ({policy.min_age_text})")
     return sorted(out, key=lambda f: (f.name, Version(f.version), f.rule))
+
+
+def _stray_files(stray: list[PackageWheel | PackageSdist], index: str | None) -> str:
+    first = stray[0]
+    host = host_of(first.url or "") or (first.url or "")[:80]
+    more = f" (and {len(stray) - 1} more)" if len(stray) > 1 else ""
+    return (
+        f"file {first.filename}{more} is on {host}, where {index} does not serve files "
+        "(name the host in that [[index]] table's files)"
+    )

@@ -10,11 +10,13 @@ from urllib.parse import urlsplit
 
 from packaging.specifiers import SpecifierSet
 
+from envlock._urls import strip_userinfo
 from envlock.errors import UsageError
 
 PYPI_URL = "https://pypi.org/simple/"
 # Larger than any real requirements or pyproject file; a guard against /dev/zero and the like.
 MAX_BYTES = 4 * 1024 * 1024
+_URL_IN_TEXT = re.compile(r"[a-z][a-z0-9+.-]*://\S*", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,12 @@ def read_text(path: Path, what: str) -> str:
         return raw.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError:
         raise UsageError(f"{path}: {what} is not UTF-8 text") from None
+
+
+def without_userinfo(text: str) -> str:
+    """``text`` (a line, a requirement) with the credentials taken out of every URL in it, for
+    a message: :func:`envlock._urls.strip_userinfo` per URL."""
+    return _URL_IN_TEXT.sub(lambda m: strip_userinfo(m.group())[0], text)
 
 
 def unique(items: Iterable[str]) -> tuple[str, ...]:

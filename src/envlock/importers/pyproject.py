@@ -18,9 +18,8 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 
 from envlock._toml import tomllib
-from envlock._urls import redact
 from envlock.errors import UsageError
-from envlock.importers.model import Imported, read_text, unique
+from envlock.importers.model import Imported, read_text, unique, without_userinfo
 
 _NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")  # PEP 508 names / extras
 GROUP_SUFFIX = "-group"  # a dependency group named like an extra becomes "<name>-group"
@@ -240,7 +239,7 @@ class _Expander:
         if req.url:
             raise UsageError(
                 f"{self.path}: key '{key}': direct URL requirements are not supported: "
-                f"{redact(text)}"
+                f"{without_userinfo(text)}"
             )
         return req
 

@@ -12,13 +12,19 @@ import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from packaging.requirements import InvalidRequirement, Requirement
 
-from envlock._urls import redact
+from envlock._urls import strip_userinfo
 from envlock.errors import UsageError
-from envlock.importers.model import PYPI_URL, Imported, name_indexes, read_text, unique
+from envlock.importers.model import (
+    PYPI_URL,
+    Imported,
+    name_indexes,
+    read_text,
+    unique,
+    without_userinfo,
+)
 
 MAX_FILES = 256  # includes, counted with repeats: a guard against include bombs
 _COMMENT = re.compile(r"(^|\s+)#.*$")  # pip's: a '#' at the start or after whitespace
@@ -91,7 +97,7 @@ def parse_requirements(path: Path) -> Imported:
             f"{path}: indexes are tried in this order, each package taken from the first that "
             f"has it (pip merges them): {order}"
         )
-    for index in indexes:
+    for index in indexes or name_indexes([PYPI_URL]):
         if index.url in state.secret_urls:
             env = re.sub(r"[^A-Za-z0-9]", "_", index.name).upper()
             state.warnings.append(
@@ -188,7 +194,8 @@ def _options(tokens: list[str], where: str) -> Iterator[tuple[str, str | None]]:
             name, value = token[:2], token[2:].removeprefix("=")
         name = _SHORT.get(name, name)
         if name not in _OPTIONS:
-            raise UsageError(f"{where}: unsupported option {token!r} in a requirements file")
+            shown = without_userinfo(token)
+            raise UsageError(f"{where}: unsupported option {shown!r} in a requirements file")
         if _OPTIONS[name] and value is None:
             value = next(it, None)
             if value is None:
@@ -205,7 +212,8 @@ def _option(
         state.warnings.append(f"{where}: {_IGNORED[name]}")
     elif name == "--requirement" and value is not None:
         if _URL.match(value):
-            raise UsageError(f"{where}: requirement files from URLs are not supported: {value}")
+            shown = without_userinfo(value)
+            raise UsageError(f"{where}: requirement files from URLs are not supported: {shown}")
         included = path.parent / value
         if not included.is_file():
             raise UsageError(f"{where}: included file {value} not found ({included})")
@@ -232,13 +240,14 @@ def _option(
 
 
 def _index_url(url: str, where: str, state: _State) -> str:
+    # Not urlsplit: a password with an unencoded '/', '?' or '#' would stay in the path.
+    clean, secret = strip_userinfo(url)
     if not re.match(r"^(https?|file)://[^\s]+$", url):
-        raise UsageError(f"{where}: index URL must be http(s):// or file://, got {redact(url)!r}")
-    clean = redact(url)
+        raise UsageError(f"{where}: index URL must be http(s):// or file://, got {clean!r}")
     clean = clean if clean.endswith("/") else clean + "/"
     if clean in _PYPI:
-        return PYPI_URL
-    if "@" in urlsplit(url).netloc:
+        clean = PYPI_URL
+    if secret:
         state.secret_urls.add(clean)
     return clean
 
@@ -248,10 +257,12 @@ def _requirement(text: str, where: str) -> str:
     if _VCS.match(head):
         raise UsageError(f"{where}: VCS requirements are not supported: {text}")
     if _URL.match(head):
-        raise UsageError(f"{where}: direct URL requirements are not supported: {redact(text)}")
+        shown = without_userinfo(text)
+        raise UsageError(f"{where}: direct URL requirements are not supported: {shown}")
     if "@" in head:
         raise UsageError(
-            f"{where}: direct URL requirements (name @ URL) are not supported: {redact(text)}"
+            f"{where}: direct URL requirements (name @ URL) are not supported: "
+            f"{without_userinfo(text)}"
         )
     if head.startswith((".", "/", "~")) or "/" in head or "\\" in head or _ARCHIVE.search(head):
         raise UsageError(f"{where}: local paths and archive files are not supported: {text}")
