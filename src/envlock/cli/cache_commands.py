@@ -82,8 +82,7 @@ def prune_(
     from envlock.cache.store import ArtifactStore
 
     set_verbosity(quiet, False)
-    spec = locate_spec(spec)
-    locks = keep_lock or sorted(spec.parent.glob("pylock*.toml"))
+    locks = keep_lock or _locks_beside_spec(spec)
     result = maintenance.prune(ArtifactStore(cache_dir(cache)), locks, forget_lock, dry_run=dry_run)
     for item in result.removed if dry_run else ():
         stdout.print(f"{item.name}  {_size(item.size)}", markup=False, highlight=False)
@@ -107,6 +106,16 @@ def prune_(
     for path in forget_lock:
         if path.expanduser().resolve() not in registered:
             warn(f"--forget-lock {escape(str(path))}: not a registered lock of this cache")
+
+
+def _locks_beside_spec(spec: Path | None) -> list[Path]:
+    """The locks beside the spec; none where there is no spec (the cache remembers its locks)."""
+    from envlock.errors import SpecError
+
+    try:
+        return sorted(locate_spec(spec).parent.glob("pylock*.toml"))
+    except SpecError:
+        return []
 
 
 def _size(n: int) -> str:
