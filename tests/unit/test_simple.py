@@ -205,6 +205,36 @@ def test_json_ignores_other_projects_and_bad_filenames() -> None:
     assert [f.filename for f in page.files] == ["demo-1.0-py3-none-any.whl"]
 
 
+def test_sdist_names_are_read_with_the_project_name_as_prefix() -> None:
+    """As pip and uv: a stray ``cffi-1.0.2-2.tar.gz`` is cffi 1.0.2.post2, not cffi 2, and
+    must not lend its "2" to cffi 2.0.0's files (Version("2") == Version("2.0.0"))."""
+    page = _parse_json(
+        [
+            {"filename": "cffi-1.0.2-2.tar.gz", "url": "a", "hashes": {}},
+            {"filename": "cffi-2.0.0.tar.gz", "url": "b", "hashes": {}},
+            {
+                "filename": "cffi-2.0.0-cp311-cp311-manylinux_2_17_x86_64.whl",
+                "url": "c",
+                "hashes": {},
+            },
+            {"filename": "python-dateutil-2.8.tar.gz", "url": "d", "hashes": {}},
+        ],
+        name="cffi",
+    )
+    assert [str(v) for v in page.versions] == ["2.0.0", "1.0.2.post2"]
+    files = _by_name(page.files)
+    assert files["cffi-1.0.2-2.tar.gz"].version == Version("1.0.2.post2")
+    assert {f.filename for f in page.files_of(Version("2.0.0"))} == {
+        "cffi-2.0.0.tar.gz",
+        "cffi-2.0.0-cp311-cp311-manylinux_2_17_x86_64.whl",
+    }
+    hyphenated = _parse_json(
+        [{"filename": "python-dateutil-2.8.2.tar.gz", "url": "a", "hashes": {}}],
+        name="python-dateutil",
+    )
+    assert [(f.name, str(f.version)) for f in hyphenated.files] == [("python-dateutil", "2.8.2")]
+
+
 def test_json_project_name_is_normalized_for_matching() -> None:
     page = _parse_json(
         [

@@ -21,14 +21,13 @@ from urllib.parse import unquote, urldefrag, urljoin
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import Tag, parse_tag
 from packaging.utils import (
-    InvalidSdistFilename,
     NormalizedName,
     canonicalize_name,
-    parse_sdist_filename,
 )
 from packaging.version import InvalidVersion, Version
 
 from envlock.errors import IndexPageError
+from envlock.filenames import sdist_version
 
 JSON_CONTENT_TYPE = "application/vnd.pypi.simple.v1+json"
 ACCEPT = f"{JSON_CONTENT_TYPE}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
@@ -101,7 +100,8 @@ class ProjectPage:
         built = self._built.get(version)
         if built is None:
             made = (
-                _make_file(*args, self.index_url, self.url) for args in self._raw.get(version, ())
+                _make_file(*args, self.index_url, self.url, self.name)
+                for args in self._raw.get(version, ())
             )
             built = self._built[version] = tuple(
                 f for f in made if f is not None and f.name == self.name
@@ -136,12 +136,13 @@ def parse_project_page(
             f"{page_url}: not a simple-index page (Content-Type {media!r})",
             hint="check the index URL in the spec: it should end in /simple/",
         )
+    project = canonicalize_name(name)
     raw: dict[Version, list[_Raw]] = {}
     for entry in entries:
-        version = _filename_version(entry[0])
+        version = _filename_version(entry[0], project)
         if version is not None:
             raw.setdefault(version, []).append(entry)
-    return ProjectPage(canonicalize_name(name), index_url, raw, api, page_url)
+    return ProjectPage(project, index_url, raw, api, page_url)
 
 
 def _unsupported(page_url: str, version: str) -> IndexPageError:
@@ -161,17 +162,12 @@ def _api_version(value: Any, page_url: str) -> tuple[int, int]:
     return major, minor
 
 
-def _filename_version(filename: str) -> Version | None:
+def _filename_version(filename: str, project: NormalizedName) -> Version | None:
     """The version part of a wheel or sdist filename, cheaply (validated later)."""
     if filename.endswith(".whl"):
         parts = filename.split("-")
         return _version(parts[1]) if len(parts) in (5, 6) else None
-    if filename.endswith((".tar.gz", ".zip")):
-        try:
-            return parse_sdist_filename(filename)[1]
-        except InvalidSdistFilename:
-            return None
-    return None
+    return sdist_version(filename, project)
 
 
 # Pages of popular projects list tens of thousands of files that share a few hundred version
@@ -228,6 +224,7 @@ def _make_file(
     upload_time: Any,
     index: str,
     page_url: str,
+    project: NormalizedName,
 ) -> DistFile | None:
     tags: frozenset[Tag]
     if filename.endswith(".whl"):
@@ -236,14 +233,12 @@ def _make_file(
             return None
         name, version, tags = parsed
         is_wheel = True
-    elif filename.endswith((".tar.gz", ".zip")):
-        try:
-            name, version = parse_sdist_filename(filename)
-        except InvalidSdistFilename:
-            return None
-        tags, is_wheel = frozenset(), False
     else:
-        return None
+        sdist = sdist_version(filename, project)
+        if sdist is None:
+            return None
+        name, version = project, sdist
+        tags, is_wheel = frozenset(), False
     spec = _specifier(requires_python) if requires_python else None
     has_metadata, metadata_sha = core_metadata
     return DistFile(

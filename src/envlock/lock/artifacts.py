@@ -26,12 +26,12 @@ from packaging.utils import (
     InvalidSdistFilename,
     InvalidWheelFilename,
     NormalizedName,
-    parse_sdist_filename,
     parse_wheel_filename,
 )
 from packaging.version import Version
 
 from envlock.errors import UsageError
+from envlock.filenames import sdist_version
 from envlock.lock.model import lock_error
 from envlock.platforms import Target
 
@@ -130,13 +130,16 @@ def _check_package(pkg: Package) -> None:
         _check_file(pkg, wheel, f"wheels[{i}]", file_index, _wheel_identity)
 
 
-def _wheel_identity(filename: str) -> tuple[NormalizedName, Version]:
+def _wheel_identity(filename: str, project: NormalizedName) -> tuple[NormalizedName, Version]:
     name, version, _, _ = parse_wheel_filename(filename)
     return name, version
 
 
-def _sdist_identity(filename: str) -> tuple[NormalizedName, Version]:
-    return parse_sdist_filename(filename)
+def _sdist_identity(filename: str, project: NormalizedName) -> tuple[NormalizedName, Version]:
+    version = sdist_version(filename, project)
+    if version is None:
+        raise InvalidSdistFilename(filename)
+    return project, version
 
 
 def _check_file(
@@ -144,7 +147,7 @@ def _check_file(
     dist: PackageWheel | PackageSdist,
     where: str,
     file_index: bool,
-    identity: Callable[[str], tuple[NormalizedName, Version]],
+    identity: Callable[[str, NormalizedName], tuple[NormalizedName, Version]],
 ) -> None:
     if dist.path is not None:
         raise _Invalid(f"{where}.path", "local paths are not supported: envlock locks URLs")
@@ -159,7 +162,7 @@ def _check_file(
         raise _Invalid(f"{where}.url", f"names {from_url!r}, not the file {filename!r}")
     kind = "wheel" if isinstance(dist, PackageWheel) else "sdist"
     try:
-        name, version = identity(filename)
+        name, version = identity(filename, pkg.name)
     except (InvalidWheelFilename, InvalidSdistFilename):
         raise _Invalid(name_key, f"not a valid {kind} filename: {filename!r}") from None
     if name != pkg.name or version != pkg.version:
