@@ -25,6 +25,7 @@ import pytest
 from integration.helpers import Result, envlock, load_lock, write_spec
 from support.interpreter import BuiltInterpreter, bundled_python, interpreter_sources_toml
 from support.s3 import ACCESS_KEY, SECRET_KEY, Bucket, bucket, s3_server
+from support.tars import cve_2025_4517
 from support.wheels import Dist
 
 __all__ = ["bucket", "bundled_python", "s3_server"]  # the fixtures these tests use
@@ -461,6 +462,31 @@ def test_pull_refuses_an_archive_that_writes_through_a_link(index, project, buck
     assert r.code == 4, r.stderr
     assert len(error_lines(r.stderr)) == 1 and "Traceback" not in r.stderr, r.stderr
     assert list(outside.iterdir()) == [] and not out.exists()
+
+
+def test_pull_refuses_the_cve_2025_4517_layout_on_this_python(index, project, bucket, tmp_path):
+    """Nested links past PATH_MAX pass tarfile's data filter on Pythons without the 2025 fixes
+    (3.11.7 among them): pull checks every member itself, so nothing lands beside --output and
+    a file there is not overwritten through a hard link."""
+    setup(index, project)
+    assert snap(project, bucket, "push", "--archives").code == 0
+    archive, manifest_key = archive_keys(bucket, project / "pylock.toml")
+    deploy = tmp_path / "deploy"
+    deploy.mkdir()
+    victim = deploy / "victim.txt"
+    victim.write_text("precious")
+    forged = cve_2025_4517("victim.txt", "planted.txt", b"owned")
+    manifest = json.loads(bucket.get(manifest_key))
+    manifest.update(sha256=sha256(forged), size=len(forged))
+    bucket.put(archive, forged)
+    bucket.put(manifest_key, json.dumps(manifest).encode())
+    out = deploy / "env"
+    r = snap(project, bucket, "pull", "--platform", "linux-64", "--output", str(out))
+    assert r.code == 4, r.stderr
+    assert len(error_lines(r.stderr)) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert victim.read_text() == "precious"
+    assert sorted(p.name for p in deploy.iterdir()) == ["victim.txt"]
+    assert not list(tmp_path.rglob("planted.txt")) and not out.exists()
 
 
 def test_pull_without_archive_names_push_archives(index, project, bucket, tmp_path):
