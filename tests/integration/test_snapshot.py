@@ -489,6 +489,24 @@ def test_pull_refuses_the_cve_2025_4517_layout_on_this_python(index, project, bu
     assert not list(tmp_path.rglob("planted.txt")) and not out.exists()
 
 
+def test_an_oversized_manifest_is_refused_before_it_is_read(index, project, bucket, tmp_path):
+    """A manifest is capped at 16 MiB: a bigger object is one IntegrityError naming its key,
+    checked from its size (no 17 MiB read into memory, no "unknown error")."""
+    setup(index, project)
+    assert snap(project, bucket, "push", "--archives").code == 0
+    _, manifest_key = archive_keys(bucket, project / "pylock.toml")
+    big = json.dumps({"padding": "x" * (17 << 20)}).encode()
+    bucket.put(manifest_key, big)
+    out = tmp_path / "env"
+    for args in (("--output", str(out)), ("--print-url",)):
+        r = snap(project, bucket, "pull", "--platform", "linux-64", *args)
+        assert r.code == 4, r.stderr
+        (line,) = error_lines(r.stderr)
+        assert manifest_key in line and f"more than the {16 << 20}" in line, line
+        assert "Traceback" not in r.stderr
+    assert not out.exists()
+
+
 def test_pull_without_archive_names_push_archives(index, project, bucket, tmp_path):
     setup(index, project)
     assert snap(project, bucket, "push").code == 0

@@ -20,7 +20,7 @@ from envlock.cache.tarsafe import TarRules, unpack_tar
 from envlock.errors import EnvlockError, IntegrityError, MissingArtifactsError
 from envlock.materialize.destination import check_directory
 from envlock.materialize.staging import remove_leftovers, replace_dir
-from envlock.snapshot.layout import Manifest, archive_key, manifest_key
+from envlock.snapshot.layout import MAX_MANIFEST, Manifest, archive_key, manifest_key
 from envlock.snapshot.remote import RemoteStore
 
 PUSH_ARCHIVES_HINT = "run `envlock push --archives` for this lock and platform"
@@ -34,7 +34,7 @@ ENVIRONMENT_ARCHIVE = TarRules(
 
 def manifest_of(remote: RemoteStore, lock_sha256: str, environment: str, platform: str) -> Manifest:
     key = manifest_key(lock_sha256, environment, platform)
-    raw = remote.read_bytes(key)
+    raw = remote.read_bytes(key, MAX_MANIFEST)
     if raw is None:
         raise MissingArtifactsError(
             f"no {environment} environment for {platform} of this lock in the snapshot "
@@ -88,7 +88,7 @@ def pull(
 
 
 def _download(remote: RemoteStore, key: str, dest: Path, manifest: Manifest) -> None:
-    chunks = remote.read(key)
+    chunks = remote.read(key, manifest.size)
     if chunks is None:
         raise MissingArtifactsError(
             f"the snapshot {remote.url} has the manifest of {key} but not the archive",
@@ -99,8 +99,6 @@ def _download(remote: RemoteStore, key: str, dest: Path, manifest: Manifest) -> 
     with open(dest, "wb") as f:
         for chunk in chunks:
             got += len(chunk)
-            if got > manifest.size:
-                raise IntegrityError(f"snapshot {remote.url}: {key} is larger than its manifest")
             h.update(chunk)
             f.write(chunk)
     if got != manifest.size or h.hexdigest() != manifest.sha256:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from envlock.errors import NetworkError, UsageError
+from envlock.errors import IntegrityError, NetworkError, UsageError
 
 SNAPSHOT_ENV = "ENVLOCK_SNAPSHOT_URL"
 EXTRA_HINT = "pip install 'pyenvlock[s3]'"
@@ -116,25 +116,43 @@ class RemoteStore:
         except Exception as exc:
             raise self._error(key, exc) from None
 
-    def read(self, key: str) -> Iterator[bytes] | None:
-        """The object's bytes as a stream; None when there is no such object."""
+    def read(self, key: str, limit: int) -> Iterator[bytes] | None:
+        """The object's bytes as a stream; None when there is no such object. An object larger
+        than ``limit`` is an IntegrityError: refused from its size before a byte of it is read
+        (the GET's headers), and cut off while streaming should the server send more."""
         try:
             result = self._obs.get(self.store, key)
         except FileNotFoundError:
             return None
         except Exception as exc:
             raise self._error(key, exc) from None
-        return self._chunks(key, result)
+        size = int(result.meta["size"])
+        if size > limit:
+            raise self._too_large(key, size, limit)
+        return self._chunks(key, result, limit)
 
-    def _chunks(self, key: str, result: Any) -> Iterator[bytes]:
+    def _too_large(self, key: str, size: int, limit: int) -> IntegrityError:
+        return IntegrityError(
+            f"snapshot {self.url}: {key} is {size} bytes, more than the {limit} it may be",
+            hint="the object was replaced or corrupted: run `envlock push` again",
+        )
+
+    def _chunks(self, key: str, result: Any, limit: int) -> Iterator[bytes]:
+        got = 0
         try:
             for chunk in result.stream(min_chunk_size=_CHUNK):
+                got += len(chunk)
+                if got > limit:
+                    raise self._too_large(key, got, limit)
                 yield bytes(chunk)
+        except IntegrityError:
+            raise
         except Exception as exc:
             raise self._error(key, exc) from None
 
-    def read_bytes(self, key: str) -> bytes | None:
-        chunks = self.read(key)
+    def read_bytes(self, key: str, limit: int) -> bytes | None:
+        """A small object (a manifest), whole; at most ``limit`` bytes."""
+        chunks = self.read(key, limit)
         return None if chunks is None else b"".join(chunks)
 
     def list(self, prefix: str) -> list[tuple[str, int]]:
