@@ -269,6 +269,71 @@ def test_push_twice_uploads_nothing_the_second_time(index, project, bucket):
     assert bucket.objects() == before  # same keys, sizes, etags and modification times
 
 
+def test_push_replaces_an_object_with_the_right_size_but_wrong_bytes(
+    index, project, bucket, tmp_path
+):
+    """Same key and size is not enough: the ETag (an MD5) gives the wrong bytes away, the
+    object is replaced and the report says so; ``--verify`` re-reads everything."""
+    server = setup(index, project)
+    assert snap(project, bucket, "push", "--archives").code == 0
+    files = lock_files(project / "pylock.toml")
+    alpha = next(name for name in files if name.startswith("alpha-"))
+    beta = next(name for name in files if name.startswith("beta-"))
+    archive, _ = archive_keys(bucket, project / "pylock.toml")
+
+    def spoil(key: str) -> bytes:
+        good = bucket.get(key)
+        bucket.put(key, bytes([good[0] ^ 0xFF]) + good[1:])
+        return good
+
+    good_alpha = spoil(artifact_key(files[alpha][0], alpha))
+    good_archive = spoil(archive)
+    r = snap(project, bucket, "push", "--archives")
+    assert r.code == 0, r.stderr
+    assert re.search(r"uploaded 1 artifact.*\(1 replaced", r.stderr), r.stderr
+    assert "1 already there" in r.stderr and "replaced (the snapshot held" in r.stderr, r.stderr
+    assert bucket.get(artifact_key(files[alpha][0], alpha)) == good_alpha
+    assert bucket.get(archive) == good_archive
+
+    # An object whose ETag proves nothing (a store that is not S3, server-side encryption):
+    # --verify hashes what is there.
+    spoil(artifact_key(files[beta][0], beta))
+    r = snap(project, bucket, "push", "--verify")
+    assert r.code == 0, r.stderr
+    assert re.search(r"uploaded 1 artifact.*\(1 replaced", r.stderr), r.stderr
+    r = snap(project, bucket, "push", "--verify")
+    assert r.code == 0 and re.search(r"uploaded 0 artifact", r.stderr), r.stderr
+
+    server.stop()
+    fresh = tmp_path / "fresh-cache"
+    r = snap(project, bucket, "fetch", "--from-snapshot", "--cache-dir", str(fresh))
+    assert r.code == 0, r.stderr
+    assert cached(fresh) == {name: sha for name, (sha, _) in files.items()}
+    out = tmp_path / "pulled"
+    r = snap(project, bucket, "pull", "--platform", "linux-64", "--output", str(out))
+    assert r.code == 0, r.stderr
+    assert runs(out) == "1.0 2.0"
+
+
+def test_push_archives_of_a_system_lock_for_another_platform_names_what_works(
+    index, project, bucket
+):
+    server = index([Dist("alpha", "1.0", ["beta"]), Dist("beta", "2.0")])
+    write_spec(
+        project,
+        server.url,
+        'python = "3.11"\nplatforms = ["linux-64", "win-64"]\ndependencies = ["alpha"]\n',
+    )
+    assert envlock(project, "lock").code == 0
+    r = snap(project, bucket, "push", "--archives", "--platform", "win-64")
+    assert r.code == 2, r.stderr
+    (line,) = error_lines(r.stderr)
+    assert "win-64" in line and 'interpreter = "system"' in line, line
+    assert "envlock build --from-snapshot --platform win-64 --base-python PATH" in r.stderr
+    assert 'interpreter = "bundled"' in r.stderr
+    assert "--base-python is required" not in r.stderr, r.stderr
+
+
 # -- a snapshot that is incomplete or tampered with --------------------------------------------
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,14 @@ def _masked(text: str) -> str:
     return line[:400]
 
 
+@dataclass(frozen=True)
+class Head:
+    """What a HEAD request tells of an object."""
+
+    size: int
+    etag: str  # as the store says it ("" if none): an MD5 for S3 single-part uploads
+
+
 class RemoteStore:
     """A snapshot: keys relative to the URL's prefix (see :mod:`envlock.snapshot.layout`)."""
 
@@ -94,13 +103,18 @@ class RemoteStore:
 
     def size(self, key: str) -> int | None:
         """The size of the object at ``key``; None when there is none."""
+        head = self.head(key)
+        return None if head is None else head.size
+
+    def head(self, key: str) -> Head | None:
+        """The size and ETag of the object at ``key``; None when there is none."""
         try:
             meta = self._obs.head(self.store, key)
         except FileNotFoundError:
             return None
         except Exception as exc:
             raise self._error(key, exc) from None
-        return int(meta["size"])
+        return Head(int(meta["size"]), str(meta.get("e_tag") or ""))
 
     def put_file(self, key: str, path: Path) -> None:
         """Upload a file. The object appears under ``key`` only once complete (a single PUT, or
