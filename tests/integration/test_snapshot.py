@@ -723,6 +723,44 @@ def test_wrong_credentials_fail_in_one_line_without_showing_them(index, project,
     assert ACCESS_KEY not in (project / "pylock.toml").read_text()
 
 
+def test_object_storage_mistakes_are_one_line_in_envlocks_words(index, project, bucket, tmp_path):
+    """Not obstore's "builder error", an XML 403 or "failed to parse", and never a secret."""
+    setup(index, project)
+    wrong = "wrong-secret-Zq8XkP2mV7"
+    base = {k: v for k, v in bucket.env.items() if k != "AWS_ALLOW_HTTP"}
+    no_keys = {
+        k: v
+        for k, v in bucket.env.items()
+        if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    }
+    url = bucket.url
+    cases = [
+        (base, 2, f"snapshot {url}: the endpoint {bucket.server.endpoint} is plain http; set "
+         "AWS_ALLOW_HTTP=true to allow it"),
+        ({**base, "AWS_ALLOW_HTTP": ""}, 2, "AWS_ALLOW_HTTP must be true or false (it is '')"),
+        ({**bucket.env, "AWS_SECRET_ACCESS_KEY": wrong}, 3,
+         f"snapshot {url}: access denied (403): check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"),
+        (no_keys, 2, f"snapshot {url}: no AWS credentials are set, and AWS_EC2_METADATA_DISABLED "
+         "forbids asking the instance metadata service for them"),
+    ]  # fmt: skip
+    for env, code, message in cases:
+        for args in (
+            ("push",),
+            ("fetch", "--from-snapshot", "--cache-dir", str(tmp_path / "c")),
+            ("pull", "--platform", "linux-64", "--output", str(tmp_path / "o")),
+        ):
+            full = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+            proc = subprocess.run(
+                [sys.executable, "-m", "envlock", *args, "--snapshot", url],
+                cwd=project, env={**full, **env, "COLUMNS": "300"},
+                capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            assert proc.returncode == code, (args, proc.stderr)
+            assert error_lines(proc.stderr) == [f"error: {message}"], (args, proc.stderr)
+            text = proc.stdout + proc.stderr
+            assert wrong not in text and SECRET_KEY not in text and "Traceback" not in text
+
+
 def test_credentials_in_the_url_are_refused(index, project, bucket):
     setup(index, project)
     url = f"s3://{ACCESS_KEY}:{SECRET_KEY}@{bucket.name}/snap"

@@ -226,7 +226,7 @@ def remote_for(env: EnvironmentSpec, from_snapshot: bool, option: str | None) ->
         return None
     from envlock.snapshot.remote import open_snapshot
 
-    return open_snapshot(option, env.snapshot)
+    return open_snapshot(option, env.snapshot, warn)
 
 
 def _check_link_mode(link_mode: str) -> LinkMode:

@@ -26,7 +26,7 @@ from envlock.cli.options import (
     VerboseOpt,
     set_verbosity,
 )
-from envlock.cli.output import info, stdout
+from envlock.cli.output import info, stdout, warn
 from envlock.spec import SPEC_FILENAME
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ def push(
 
     set_verbosity(quiet, verbose)
     snaps = select_snapshots(spec, env, platform)
-    remote = open_snapshot(snapshot_url, snaps[0].env.snapshot)
+    remote = open_snapshot(snapshot_url, snaps[0].env.snapshot, warn)
     store = open_store(cache)
     with fetch_progress() as events:  # what the local cache lacks comes from the indexes first
         fetched = snapshot(store, snaps, events)
@@ -170,7 +170,7 @@ def pull(
     target_env = load_spec(spec).select([env])[0]
     lock = lockfile.load(target_env.lock_path)
     lock.target(platform)  # a clear error for a platform the lock lacks
-    remote = open_snapshot(snapshot_url, target_env.snapshot)
+    remote = open_snapshot(snapshot_url, target_env.snapshot, warn)
     if print_url:
         manifest = manifest_of(remote, lock.sha256, target_env.label, platform)
         url = remote.sign(archive_key(lock.sha256, target_env.label, platform), expires)

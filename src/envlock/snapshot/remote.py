@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from envlock.errors import IntegrityError, NetworkError, UsageError
+from envlock.errors import EnvlockError, IntegrityError, NetworkError, UsageError
+from envlock.snapshot.s3config import check_s3_environment, credentials_hint
 
 SNAPSHOT_ENV = "ENVLOCK_SNAPSHOT_URL"
 EXTRA_HINT = "pip install 'pyenvlock[s3]'"
@@ -86,6 +87,10 @@ class RemoteStore:
             ) from None
         self.url = url
         self._obs = obstore
+        # Shown by the CLI: e.g. that the instance metadata service will be asked.
+        self.notice: str | None = None
+        if url.startswith(("s3://", "s3a://")):
+            self.notice = check_s3_environment(url)
         try:
             if url.startswith("file://"):
                 self.store: Any = from_url(url, mkdir=True)
@@ -94,9 +99,27 @@ class RemoteStore:
         except Exception as exc:  # obstore raises its own classes for a bad URL or config
             raise UsageError(f"snapshot {url}: {_masked(str(exc))}") from None
 
-    def _error(self, key: str, exc: BaseException) -> NetworkError:
+    def _error(self, key: str, exc: BaseException) -> EnvlockError:
+        """obstore's error in envlock's words: the mistakes users make get a message of their
+        own; anything else is its first line, secrets masked."""
+        name = type(exc).__name__
+        text = str(exc)
+        if name == "PermissionDeniedError" or " 403 Forbidden" in text:
+            return NetworkError(
+                f"snapshot {self.url}: access denied (403): {credentials_hint(self.url)}"
+            )
+        if name == "UnauthenticatedError" or " 401 Unauthorized" in text:
+            return NetworkError(
+                f"snapshot {self.url}: not authenticated (401): {credentials_hint(self.url)}"
+            )
+        if "builder error" in text and "http://" in text:
+            # reqwest refuses plain http unless allowed (an endpoint from a config file)
+            return UsageError(
+                f"snapshot {self.url}: the endpoint is plain http; set AWS_ALLOW_HTTP=true to "
+                "allow it"
+            )
         return NetworkError(
-            f"snapshot {self.url}: {key}: {_masked(str(exc))}",
+            f"snapshot {self.url}: {key}: {_masked(text)}",
             hint="check the snapshot URL and the store's credentials (AWS_*, GOOGLE_*, AZURE_* "
             "variables, profile or instance role)",
         )
@@ -200,7 +223,11 @@ class RemoteStore:
             ) from None
 
 
-def open_snapshot(option: str | None, spec_value: str | None) -> RemoteStore:
+def open_snapshot(
+    option: str | None,
+    spec_value: str | None,
+    warn: Callable[[str], None] = lambda message: None,
+) -> RemoteStore:
     """The snapshot a command uses: ``--snapshot``, ``ENVLOCK_SNAPSHOT_URL`` or the spec's."""
     url = snapshot_url(option, spec_value)
     if not url:
@@ -210,4 +237,7 @@ def open_snapshot(option: str | None, spec_value: str | None) -> RemoteStore:
             '"s3://bucket/prefix" to envlock.toml',
         )
     where = "--snapshot" if option else (SNAPSHOT_ENV if os.environ.get(SNAPSHOT_ENV) else "spec")
-    return RemoteStore(check_url(url, where))
+    remote = RemoteStore(check_url(url, where))
+    if remote.notice:
+        warn(remote.notice)
+    return remote
