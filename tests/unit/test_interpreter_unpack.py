@@ -152,7 +152,7 @@ def test_unpacks_once_without_the_top_directory_and_indexes_every_member(store, 
     assert os.listdir(store.root / "tmp") == []
 
 
-def test_modes_are_normalised_by_the_data_filter(store, tmp_path):
+def test_modes_are_normalised_whatever_the_archive_says(store, tmp_path):
     archive = make_archive(
         tmp_path,
         [directory("python"), file("python/bin/python3.11", PYTHON, 0o6777)],
