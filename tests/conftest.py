@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -48,3 +49,10 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("USERPROFILE", str(home))
     for var in ("NETRC", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME"):
         monkeypatch.delenv(var, raising=False)
+    # Object storage: only what a test gives (support.s3's bucket.env). A developer's AWS_*,
+    # GOOGLE_* or AZURE_* credentials stay out, and no test can walk the AWS credential chain
+    # to the cloud's instance metadata service (envlock refuses with this set).
+    for var in list(os.environ):
+        if var.startswith(("AWS_", "GOOGLE_", "AZURE_")):
+            monkeypatch.delenv(var)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")

@@ -25,6 +25,7 @@ import pytest
 from integration.helpers import Result, envlock, load_lock, write_spec
 from support.interpreter import BuiltInterpreter, bundled_python, interpreter_sources_toml
 from support.s3 import ACCESS_KEY, SECRET_KEY, Bucket, bucket, s3_server
+from support.tars import cve_2025_4517
 from support.wheels import Dist
 
 __all__ = ["bucket", "bundled_python", "s3_server"]  # the fixtures these tests use
@@ -268,6 +269,71 @@ def test_push_twice_uploads_nothing_the_second_time(index, project, bucket):
     assert bucket.objects() == before  # same keys, sizes, etags and modification times
 
 
+def test_push_replaces_an_object_with_the_right_size_but_wrong_bytes(
+    index, project, bucket, tmp_path
+):
+    """Same key and size is not enough: the ETag (an MD5) gives the wrong bytes away, the
+    object is replaced and the report says so; ``--verify`` re-reads everything."""
+    server = setup(index, project)
+    assert snap(project, bucket, "push", "--archives").code == 0
+    files = lock_files(project / "pylock.toml")
+    alpha = next(name for name in files if name.startswith("alpha-"))
+    beta = next(name for name in files if name.startswith("beta-"))
+    archive, _ = archive_keys(bucket, project / "pylock.toml")
+
+    def spoil(key: str) -> bytes:
+        good = bucket.get(key)
+        bucket.put(key, bytes([good[0] ^ 0xFF]) + good[1:])
+        return good
+
+    good_alpha = spoil(artifact_key(files[alpha][0], alpha))
+    good_archive = spoil(archive)
+    r = snap(project, bucket, "push", "--archives")
+    assert r.code == 0, r.stderr
+    assert re.search(r"uploaded 1 artifact.*\(1 replaced", r.stderr), r.stderr
+    assert "1 already there" in r.stderr and "replaced (the snapshot held" in r.stderr, r.stderr
+    assert bucket.get(artifact_key(files[alpha][0], alpha)) == good_alpha
+    assert bucket.get(archive) == good_archive
+
+    # An object whose ETag proves nothing (a store that is not S3, server-side encryption):
+    # --verify hashes what is there.
+    spoil(artifact_key(files[beta][0], beta))
+    r = snap(project, bucket, "push", "--verify")
+    assert r.code == 0, r.stderr
+    assert re.search(r"uploaded 1 artifact.*\(1 replaced", r.stderr), r.stderr
+    r = snap(project, bucket, "push", "--verify")
+    assert r.code == 0 and re.search(r"uploaded 0 artifact", r.stderr), r.stderr
+
+    server.stop()
+    fresh = tmp_path / "fresh-cache"
+    r = snap(project, bucket, "fetch", "--from-snapshot", "--cache-dir", str(fresh))
+    assert r.code == 0, r.stderr
+    assert cached(fresh) == {name: sha for name, (sha, _) in files.items()}
+    out = tmp_path / "pulled"
+    r = snap(project, bucket, "pull", "--platform", "linux-64", "--output", str(out))
+    assert r.code == 0, r.stderr
+    assert runs(out) == "1.0 2.0"
+
+
+def test_push_archives_of_a_system_lock_for_another_platform_names_what_works(
+    index, project, bucket
+):
+    server = index([Dist("alpha", "1.0", ["beta"]), Dist("beta", "2.0")])
+    write_spec(
+        project,
+        server.url,
+        'python = "3.11"\nplatforms = ["linux-64", "win-64"]\ndependencies = ["alpha"]\n',
+    )
+    assert envlock(project, "lock").code == 0
+    r = snap(project, bucket, "push", "--archives", "--platform", "win-64")
+    assert r.code == 2, r.stderr
+    (line,) = error_lines(r.stderr)
+    assert "win-64" in line and 'interpreter = "system"' in line, line
+    assert "envlock build --from-snapshot --platform win-64 --base-python PATH" in r.stderr
+    assert 'interpreter = "bundled"' in r.stderr
+    assert "--base-python is required" not in r.stderr, r.stderr
+
+
 # -- a snapshot that is incomplete or tampered with --------------------------------------------
 
 
@@ -463,6 +529,49 @@ def test_pull_refuses_an_archive_that_writes_through_a_link(index, project, buck
     assert list(outside.iterdir()) == [] and not out.exists()
 
 
+def test_pull_refuses_the_cve_2025_4517_layout_on_this_python(index, project, bucket, tmp_path):
+    """Nested links past PATH_MAX pass tarfile's data filter on Pythons without the 2025 fixes
+    (3.11.7 among them): pull checks every member itself, so nothing lands beside --output and
+    a file there is not overwritten through a hard link."""
+    setup(index, project)
+    assert snap(project, bucket, "push", "--archives").code == 0
+    archive, manifest_key = archive_keys(bucket, project / "pylock.toml")
+    deploy = tmp_path / "deploy"
+    deploy.mkdir()
+    victim = deploy / "victim.txt"
+    victim.write_text("precious")
+    forged = cve_2025_4517("victim.txt", "planted.txt", b"owned")
+    manifest = json.loads(bucket.get(manifest_key))
+    manifest.update(sha256=sha256(forged), size=len(forged))
+    bucket.put(archive, forged)
+    bucket.put(manifest_key, json.dumps(manifest).encode())
+    out = deploy / "env"
+    r = snap(project, bucket, "pull", "--platform", "linux-64", "--output", str(out))
+    assert r.code == 4, r.stderr
+    assert len(error_lines(r.stderr)) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert victim.read_text() == "precious"
+    assert sorted(p.name for p in deploy.iterdir()) == ["victim.txt"]
+    assert not list(tmp_path.rglob("planted.txt")) and not out.exists()
+
+
+def test_an_oversized_manifest_is_refused_before_it_is_read(index, project, bucket, tmp_path):
+    """A manifest is capped at 16 MiB: a bigger object is one IntegrityError naming its key,
+    checked from its size (no 17 MiB read into memory, no "unknown error")."""
+    setup(index, project)
+    assert snap(project, bucket, "push", "--archives").code == 0
+    _, manifest_key = archive_keys(bucket, project / "pylock.toml")
+    big = json.dumps({"padding": "x" * (17 << 20)}).encode()
+    bucket.put(manifest_key, big)
+    out = tmp_path / "env"
+    for args in (("--output", str(out)), ("--print-url",)):
+        r = snap(project, bucket, "pull", "--platform", "linux-64", *args)
+        assert r.code == 4, r.stderr
+        (line,) = error_lines(r.stderr)
+        assert manifest_key in line and f"more than the {16 << 20}" in line, line
+        assert "Traceback" not in r.stderr
+    assert not out.exists()
+
+
 def test_pull_without_archive_names_push_archives(index, project, bucket, tmp_path):
     setup(index, project)
     assert snap(project, bucket, "push").code == 0
@@ -612,6 +721,44 @@ def test_wrong_credentials_fail_in_one_line_without_showing_them(index, project,
         assert wrong not in text and SECRET_KEY not in text and ACCESS_KEY not in text, text
         assert len(error_lines(r.stderr)) == 1 and "Traceback" not in r.stderr, r.stderr
     assert ACCESS_KEY not in (project / "pylock.toml").read_text()
+
+
+def test_object_storage_mistakes_are_one_line_in_envlocks_words(index, project, bucket, tmp_path):
+    """Not obstore's "builder error", an XML 403 or "failed to parse", and never a secret."""
+    setup(index, project)
+    wrong = "wrong-secret-Zq8XkP2mV7"
+    base = {k: v for k, v in bucket.env.items() if k != "AWS_ALLOW_HTTP"}
+    no_keys = {
+        k: v
+        for k, v in bucket.env.items()
+        if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    }
+    url = bucket.url
+    cases = [
+        (base, 2, f"snapshot {url}: the endpoint {bucket.server.endpoint} is plain http; set "
+         "AWS_ALLOW_HTTP=true to allow it"),
+        ({**base, "AWS_ALLOW_HTTP": ""}, 2, "AWS_ALLOW_HTTP must be true or false (it is '')"),
+        ({**bucket.env, "AWS_SECRET_ACCESS_KEY": wrong}, 3,
+         f"snapshot {url}: access denied (403): check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"),
+        (no_keys, 2, f"snapshot {url}: no AWS credentials are set, and AWS_EC2_METADATA_DISABLED "
+         "forbids asking the instance metadata service for them"),
+    ]  # fmt: skip
+    for env, code, message in cases:
+        for args in (
+            ("push",),
+            ("fetch", "--from-snapshot", "--cache-dir", str(tmp_path / "c")),
+            ("pull", "--platform", "linux-64", "--output", str(tmp_path / "o")),
+        ):
+            full = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+            proc = subprocess.run(
+                [sys.executable, "-m", "envlock", *args, "--snapshot", url],
+                cwd=project, env={**full, **env, "COLUMNS": "300"},
+                capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            assert proc.returncode == code, (args, proc.stderr)
+            assert error_lines(proc.stderr) == [f"error: {message}"], (args, proc.stderr)
+            text = proc.stdout + proc.stderr
+            assert wrong not in text and SECRET_KEY not in text and "Traceback" not in text
 
 
 def test_credentials_in_the_url_are_refused(index, project, bucket):

@@ -30,6 +30,7 @@ from envlock.errors import EnvlockError, IntegrityError
 from envlock.materialize.bundled import plan_interpreter
 from envlock.materialize.install import plan
 from envlock.materialize.layout import Layout
+from support.tars import cve_2025_4517
 
 MTIME = 1_600_000_000
 OS_PY = b"# os\nsep = '/'\n"
@@ -151,7 +152,7 @@ def test_unpacks_once_without_the_top_directory_and_indexes_every_member(store, 
     assert os.listdir(store.root / "tmp") == []
 
 
-def test_modes_are_normalised_by_the_data_filter(store, tmp_path):
+def test_modes_are_normalised_whatever_the_archive_says(store, tmp_path):
     archive = make_archive(
         tmp_path,
         [directory("python"), file("python/bin/python3.11", PYTHON, 0o6777)],
@@ -239,6 +240,7 @@ HOSTILE: dict[str, tuple[list[Member], str]] = {
     "dir-then-file": ([*BASE, file("python/lib/x/y", b"y"), file("python/lib/x", b"x")], "both"),
     "hidden-index": ([*BASE, file("python/.interpreter-v1", b"file,x\n")], "hidden"),
     "control-char": ([*BASE, file("python/bin/a\nb", b"x")], "control character"),
+    "under-a-link": ([*BASE, link("python/lib", ".."), file("python/lib/x", b"x")], "under lib"),
 }
 
 
@@ -284,12 +286,32 @@ def test_a_broken_archive_is_an_integrity_error(damage, store, tmp_path):
     assert_nothing_kept(store)
 
 
-def test_without_tarfiles_data_filter_it_refuses_clearly(store, tmp_path, monkeypatch):
+def test_without_tarfiles_data_filter_the_same_rules_apply(store, tmp_path, monkeypatch):
+    # Pythons before 3.10.12 / 3.11.4 have no filter: envlock's own checks are the safety.
     monkeypatch.delattr(tarfile, "data_filter")
-    archive = make_archive(tmp_path, good_members())
-    with pytest.raises(EnvlockError, match=r"data filter \(Python 3\.10\.12\+ or 3\.11\.4\+\)"):
-        unpack(store, archive)
+    evil = make_archive(tmp_path, HOSTILE["symlink-chain"][0], "evil.tar.gz")
+    with pytest.raises(IntegrityError, match="outside"):
+        unpack(store, evil)
     assert_nothing_kept(store)
+    tree = unpack(store, make_archive(tmp_path, good_members()))
+    assert verify_interpreter(tree) == []
+
+
+def test_cve_2025_4517_layout_is_refused_and_nothing_is_written_beside(store, tmp_path):
+    """Nested links past PATH_MAX fool tarfile's data filter on Pythons without the 2025 fixes;
+    envlock's rules refuse the archive before anything is written."""
+    victim = store.root / "tmp" / "victim"
+    victim.parent.mkdir(parents=True)
+    victim.write_text("precious")
+    path = tmp_path / "archives" / "cve.tar.gz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(cve_2025_4517("victim", "planted", b"owned", prefix="python/"))
+    with pytest.raises(IntegrityError) as err:
+        unpack(store, path)
+    assert str(err.value).startswith("cve.tar.gz: ")
+    assert victim.read_text() == "precious"
+    assert sorted(os.listdir(store.root / "tmp")) == ["victim"]
+    assert not list(store.root.rglob("planted"))
 
 
 # -- what an environment gets -------------------------------------------------------------------

@@ -70,6 +70,28 @@ def fetch_hint(spec: Path, env: EnvironmentSpec, platform: str) -> str:
     return hint
 
 
+def check_archive_buildable(spec: Path, snap: Snapshot, platform: str) -> None:
+    """``push --archives`` builds each archive here, so a system-interpreter lock can only be
+    archived for this host's platform: elsewhere the base interpreter's path is unknown."""
+    from envlock.platforms import host_platform
+
+    if snap.lock.interpreter(platform) is not None or platform == host_platform():
+        return
+    build = f"envlock build --from-snapshot --platform {platform}"
+    if snap.env.name:
+        build += f" --env {snap.env.name}"
+    if spec != Path(SPEC_FILENAME):
+        build += f" --spec {spec}"
+    raise UsageError(
+        f"push --archives cannot build the {snap.env.label} environment for {platform}: it uses "
+        f'the system interpreter (interpreter = "system"), whose path on {platform} machines '
+        "is unknown here",
+        hint=f"push without --archives for {platform} and run `{build} --base-python PATH` "
+        f'on those machines, or use interpreter = "bundled" (the archive then carries its own '
+        "CPython)",
+    )
+
+
 @dataclass(frozen=True)
 class Needed:
     """Every artifact some snapshots need (interpreters included, through the mirror), and the

@@ -228,7 +228,7 @@ def remote_for(env: EnvironmentSpec, from_snapshot: bool, option: str | None) ->
         return None
     from envlock.snapshot.remote import open_snapshot
 
-    return open_snapshot(option, env.snapshot)
+    return open_snapshot(option, env.snapshot, debug)
 
 
 def _check_link_mode(link_mode: str) -> LinkMode:

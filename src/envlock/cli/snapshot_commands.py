@@ -26,7 +26,7 @@ from envlock.cli.options import (
     VerboseOpt,
     set_verbosity,
 )
-from envlock.cli.output import info, stdout
+from envlock.cli.output import debug, info, stdout
 from envlock.spec_file import locate_spec
 
 if TYPE_CHECKING:
@@ -43,6 +43,14 @@ def push(
         bool,
         typer.Option("--archives", help="Also build and upload each environment's archive."),
     ] = False,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Re-read and hash every object already in the snapshot (not just its size and "
+            "ETag); replace any whose bytes are wrong.",
+        ),
+    ] = False,
     snapshot_url: SnapshotOpt = None,
     spec: SpecOpt = None,
     cache: CacheOpt = None,
@@ -50,7 +58,7 @@ def push(
     verbose: VerboseOpt = False,
 ) -> None:
     """Upload every artifact the locks need (and, with --archives, their environments) to the
-    snapshot; what is already there is skipped."""
+    snapshot; what is already there with the right bytes is skipped, a wrong object replaced."""
     from envlock.actions.snapshot import needed, select_snapshots, snapshot
     from envlock.snapshot.remote import open_snapshot
     from envlock.snapshot.upload import push as upload
@@ -59,7 +67,7 @@ def push(
     set_verbosity(quiet, verbose)
     spec = locate_spec(spec)
     snaps = select_snapshots(spec, env, platform)
-    remote = open_snapshot(snapshot_url, snaps[0].env.snapshot)
+    remote = open_snapshot(snapshot_url, snaps[0].env.snapshot, debug)
     store = open_store(cache)
     with fetch_progress() as events:  # what the local cache lacks comes from the indexes first
         fetched = snapshot(store, snaps, events)
@@ -73,19 +81,25 @@ def push(
             events.advance(u.size)
             events.done(u)  # type: ignore[arg-type]  # reads only .filename
 
-        result = upload(remote, todo, on_start=events.start, on_done=done)
+        result = upload(remote, todo, verify=verify, on_start=events.start, on_done=done)
+    replaced = (
+        f" ({len(result.replaced)} replaced: the snapshot held other bytes under their keys)"
+        if result.replaced
+        else ""
+    )
     info(
-        f"uploaded {len(result.uploaded)} artifact(s) ({result.bytes_uploaded / 1e6:.1f} MB), "
-        f"{len(result.present)} already there → {remote.url}"
+        f"uploaded {len(result.uploaded)} artifact(s) ({result.bytes_uploaded / 1e6:.1f} MB)"
+        f"{replaced}, {len(result.present)} already there → {remote.url}"
     )
     if archives:
-        _push_archives(spec, snaps, store, remote)
+        _push_archives(spec, snaps, store, remote, verify)
 
 
 def _push_archives(
-    spec: Path, snaps: Sequence[Snapshot], store: ArtifactStore, remote: RemoteStore
+    spec: Path, snaps: Sequence[Snapshot], store: ArtifactStore, remote: RemoteStore, verify: bool
 ) -> None:
     from envlock import __version__
+    from envlock.actions.snapshot import check_archive_buildable
     from envlock.cache.store import file_sha256
     from envlock.materialize.environment import MaterializeOptions, materialize
     from envlock.snapshot.layout import Manifest
@@ -93,6 +107,7 @@ def _push_archives(
 
     for snap in snaps:
         for platform in snap.platforms or tuple(sorted(snap.lock.targets)):
+            check_archive_buildable(spec, snap, platform)
             with tempfile.TemporaryDirectory(prefix="envlock-push-") as tmp:
                 archive = Path(tmp) / f"{snap.env.label}-{platform}.tar.gz"
                 options = MaterializeOptions(archive=archive, protected=(spec.parent,))
@@ -105,8 +120,12 @@ def _push_archives(
                     platform,
                     __version__,
                 )
-                sent = push_archive(remote, archive, manifest)
-            state = "uploaded" if sent else "already there"
+                found = push_archive(remote, archive, manifest, verify=verify)
+            state = {
+                "absent": "uploaded",
+                "intact": "already there",
+                "wrong": "replaced (the snapshot held other bytes)",
+            }[found]
             info(
                 f"{snap.env.label} for {platform}: archive {manifest.size / 1e6:.1f} MB "
                 f"sha256:{manifest.sha256[:16]}… {state}"
@@ -153,7 +172,7 @@ def pull(
     target_env = load_spec(spec).select([env])[0]
     lock = lockfile.load(target_env.lock_path)
     lock.target(platform)  # a clear error for a platform the lock lacks
-    remote = open_snapshot(snapshot_url, target_env.snapshot)
+    remote = open_snapshot(snapshot_url, target_env.snapshot, debug)
     if print_url:
         manifest = manifest_of(remote, lock.sha256, target_env.label, platform)
         url = remote.sign(archive_key(lock.sha256, target_env.label, platform), expires)

@@ -38,7 +38,8 @@ def download(
     result.cached = [a for a in artifacts if a not in todo]
     if not todo:
         return result
-    absent = [a.filename for a in todo if remote.size(artifact_key(a.sha256, a.filename)) is None]
+    sizes = {key: remote.size(key) for key in (artifact_key(a.sha256, a.filename) for a in todo)}
+    absent = [a.filename for a in todo if sizes[artifact_key(a.sha256, a.filename)] is None]
     if absent:
         shown = ", ".join(absent[:5]) + (f" and {len(absent) - 5} more" if len(absent) > 5 else "")
         raise MissingArtifactsError(
@@ -50,7 +51,9 @@ def download(
     def one(art: Artifact) -> Artifact:
         with store.lock(art.sha256):
             if store.get(art.sha256, art.filename, art.size) is None:
-                chunks = remote.read(artifact_key(art.sha256, art.filename))
+                # Never more than the lock says (or than the snapshot listed, unsized).
+                key = artifact_key(art.sha256, art.filename)
+                chunks = remote.read(key, art.size if art.size is not None else sizes[key] or 0)
                 if chunks is None:
                     raise MissingArtifactsError(
                         f"{art.filename} disappeared from the snapshot {remote.url}",
@@ -84,13 +87,13 @@ def download_built(store: ArtifactStore, remote: RemoteStore, art: Artifact) -> 
         return False
     directory = store.built_dir(art.sha256)
     directory.mkdir(parents=True, exist_ok=True)
-    for key, _ in wheels:
+    for key, size in wheels:
         name = key.rsplit("/", 1)[1]
         try:
             parse_wheel_filename(check_filename(name))
         except (InvalidWheelFilename, ValueError, EnvlockError):
             raise IntegrityError(f"snapshot {remote.url}: {key}: not a wheel file name") from None
-        chunks = remote.read(key)
+        chunks = remote.read(key, size)  # no more than the listing said
         if chunks is None:
             return False
         tmp = store.scratch_file("built-" + art.sha256, ".whl")

@@ -9,6 +9,10 @@ from typing import Any
 
 from envlock.errors import IntegrityError
 
+# A manifest is a few hundred bytes: a larger object is refused before it is read (a 1 GiB one
+# once took 2 GiB of memory), never parsed.
+MAX_MANIFEST = 16 << 20
+
 
 def artifact_key(sha256: str, filename: str) -> str:
     """An artifact, content-addressed: ``artifacts/sha256/<ab>/<sha256>/<file name>``."""
@@ -53,6 +57,8 @@ class Manifest:
 
     @classmethod
     def from_json(cls, raw: bytes, where: str) -> Manifest:
+        if len(raw) > MAX_MANIFEST:
+            raise IntegrityError(f"{where}: more than {MAX_MANIFEST >> 20} MiB, not a manifest")
         try:
             data: Any = json.loads(raw)
             values = {

@@ -1,9 +1,10 @@
 """``envlock pull``: a prebuilt environment archive from the snapshot, in one GET.
 
 The manifest names the archive's sha256 and size; the archive is streamed to a temporary file
-beside the output (never more than the manifest's size), hash-checked, then unpacked with
-tarfile's ``data`` filter into a staging directory that is renamed into place. The output is
-replaced only under the same rules as ``materialize`` (an envlock environment, with ``--force``).
+beside the output (never more than the manifest's size), hash-checked, then unpacked by
+:mod:`envlock.cache.tarsafe` (whoever controls the bucket can forge an archive and a manifest that
+agree) into a staging directory that is renamed into place. The output is replaced only under the
+same rules as ``materialize`` (an envlock environment, with ``--force``).
 """
 
 from __future__ import annotations
@@ -11,23 +12,29 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tarfile
 import tempfile
 from pathlib import Path
 
 from envlock._fs import UMASK
-from envlock.errors import IntegrityError, MissingArtifactsError
+from envlock.cache.tarsafe import TarRules, unpack_tar
+from envlock.errors import EnvlockError, IntegrityError, MissingArtifactsError
 from envlock.materialize.destination import check_directory
 from envlock.materialize.staging import remove_leftovers, replace_dir
-from envlock.snapshot.layout import Manifest, archive_key, manifest_key
+from envlock.snapshot.layout import MAX_MANIFEST, Manifest, archive_key, manifest_key
 from envlock.snapshot.remote import RemoteStore
 
 PUSH_ARCHIVES_HINT = "run `envlock push --archives` for this lock and platform"
+# A system-interpreter environment's bin/python links to its base interpreter by absolute path:
+# kept as a link, and nothing is ever written through it. The caps are far above any real
+# environment (a CUDA stack is ~10 GB in ~100 000 files) and far below a decompression bomb.
+ENVIRONMENT_ARCHIVE = TarRules(
+    "environment archive", max_members=2_000_000, max_total=256 << 30, absolute_links=True
+)
 
 
 def manifest_of(remote: RemoteStore, lock_sha256: str, environment: str, platform: str) -> Manifest:
     key = manifest_key(lock_sha256, environment, platform)
-    raw = remote.read_bytes(key)
+    raw = remote.read_bytes(key, MAX_MANIFEST)
     if raw is None:
         raise MissingArtifactsError(
             f"no {environment} environment for {platform} of this lock in the snapshot "
@@ -66,10 +73,12 @@ def pull(
         _download(remote, key, archive, manifest)
         os.chmod(staging, 0o777 & ~UMASK)
         try:
-            with tarfile.open(archive, "r:gz") as tar:
-                tar.extractall(staging, filter=_filter)
-        except (tarfile.TarError, OSError, EOFError) as exc:
-            raise IntegrityError(f"snapshot {remote.url}: {key}: cannot unpack ({exc})") from None
+            unpack_tar(archive, staging, f"snapshot {remote.url}: {key}", ENVIRONMENT_ARCHIVE)
+        except OSError as exc:  # a full disk, a permission: not the archive's fault
+            where = exc.filename or staging
+            raise EnvlockError(
+                f"snapshot {remote.url}: {key}: cannot unpack into {where}: {exc.strerror or exc}"
+            ) from None
         check_directory(output, force=True, replace_own=True, protected=protected)
         replace_dir(staging, output)
     finally:
@@ -78,17 +87,8 @@ def pull(
     return manifest
 
 
-def _filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
-    """tarfile's ``data`` filter, except that a symbolic link may name an absolute path: a
-    system-interpreter environment's ``bin/python`` links to its base interpreter. (Nothing is
-    ever written through such a link: every member's own path must stay inside ``dest``.)"""
-    if member.issym() and member.linkname.startswith("/"):
-        return tarfile.tar_filter(member, dest)
-    return tarfile.data_filter(member, dest)
-
-
 def _download(remote: RemoteStore, key: str, dest: Path, manifest: Manifest) -> None:
-    chunks = remote.read(key)
+    chunks = remote.read(key, manifest.size)
     if chunks is None:
         raise MissingArtifactsError(
             f"the snapshot {remote.url} has the manifest of {key} but not the archive",
@@ -99,8 +99,6 @@ def _download(remote: RemoteStore, key: str, dest: Path, manifest: Manifest) -> 
     with open(dest, "wb") as f:
         for chunk in chunks:
             got += len(chunk)
-            if got > manifest.size:
-                raise IntegrityError(f"snapshot {remote.url}: {key} is larger than its manifest")
             h.update(chunk)
             f.write(chunk)
     if got != manifest.size or h.hexdigest() != manifest.sha256:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from envlock.errors import NetworkError, UsageError
+from envlock.errors import EnvlockError, IntegrityError, NetworkError, UsageError
+from envlock.snapshot.s3config import check_s3_environment, credentials_hint
 
 SNAPSHOT_ENV = "ENVLOCK_SNAPSHOT_URL"
 EXTRA_HINT = "pip install 'pyenvlock[s3]'"
@@ -63,6 +65,14 @@ def _masked(text: str) -> str:
     return line[:400]
 
 
+@dataclass(frozen=True)
+class Head:
+    """What a HEAD request tells of an object."""
+
+    size: int
+    etag: str  # as the store says it ("" if none): an MD5 for S3 single-part uploads
+
+
 class RemoteStore:
     """A snapshot: keys relative to the URL's prefix (see :mod:`envlock.snapshot.layout`)."""
 
@@ -77,6 +87,10 @@ class RemoteStore:
             ) from None
         self.url = url
         self._obs = obstore
+        # Shown by the CLI: e.g. that the instance metadata service will be asked.
+        self.notice: str | None = None
+        if url.startswith(("s3://", "s3a://")):
+            self.notice = check_s3_environment(url)
         try:
             if url.startswith("file://"):
                 self.store: Any = from_url(url, mkdir=True)
@@ -85,22 +99,45 @@ class RemoteStore:
         except Exception as exc:  # obstore raises its own classes for a bad URL or config
             raise UsageError(f"snapshot {url}: {_masked(str(exc))}") from None
 
-    def _error(self, key: str, exc: BaseException) -> NetworkError:
+    def _error(self, key: str, exc: BaseException) -> EnvlockError:
+        """obstore's error in envlock's words: the mistakes users make get a message of their
+        own; anything else is its first line, secrets masked."""
+        name = type(exc).__name__
+        text = str(exc)
+        if name == "PermissionDeniedError" or " 403 Forbidden" in text:
+            return NetworkError(
+                f"snapshot {self.url}: access denied (403): {credentials_hint(self.url)}"
+            )
+        if name == "UnauthenticatedError" or " 401 Unauthorized" in text:
+            return NetworkError(
+                f"snapshot {self.url}: not authenticated (401): {credentials_hint(self.url)}"
+            )
+        if "builder error" in text and "http://" in text:
+            # reqwest refuses plain http unless allowed (an endpoint from a config file)
+            return UsageError(
+                f"snapshot {self.url}: the endpoint is plain http; set AWS_ALLOW_HTTP=true to "
+                "allow it"
+            )
         return NetworkError(
-            f"snapshot {self.url}: {key}: {_masked(str(exc))}",
+            f"snapshot {self.url}: {key}: {_masked(text)}",
             hint="check the snapshot URL and the store's credentials (AWS_*, GOOGLE_*, AZURE_* "
             "variables, profile or instance role)",
         )
 
     def size(self, key: str) -> int | None:
         """The size of the object at ``key``; None when there is none."""
+        head = self.head(key)
+        return None if head is None else head.size
+
+    def head(self, key: str) -> Head | None:
+        """The size and ETag of the object at ``key``; None when there is none."""
         try:
             meta = self._obs.head(self.store, key)
         except FileNotFoundError:
             return None
         except Exception as exc:
             raise self._error(key, exc) from None
-        return int(meta["size"])
+        return Head(int(meta["size"]), str(meta.get("e_tag") or ""))
 
     def put_file(self, key: str, path: Path) -> None:
         """Upload a file. The object appears under ``key`` only once complete (a single PUT, or
@@ -116,25 +153,43 @@ class RemoteStore:
         except Exception as exc:
             raise self._error(key, exc) from None
 
-    def read(self, key: str) -> Iterator[bytes] | None:
-        """The object's bytes as a stream; None when there is no such object."""
+    def read(self, key: str, limit: int) -> Iterator[bytes] | None:
+        """The object's bytes as a stream; None when there is no such object. An object larger
+        than ``limit`` is an IntegrityError: refused from its size before a byte of it is read
+        (the GET's headers), and cut off while streaming should the server send more."""
         try:
             result = self._obs.get(self.store, key)
         except FileNotFoundError:
             return None
         except Exception as exc:
             raise self._error(key, exc) from None
-        return self._chunks(key, result)
+        size = int(result.meta["size"])
+        if size > limit:
+            raise self._too_large(key, size, limit)
+        return self._chunks(key, result, limit)
 
-    def _chunks(self, key: str, result: Any) -> Iterator[bytes]:
+    def _too_large(self, key: str, size: int, limit: int) -> IntegrityError:
+        return IntegrityError(
+            f"snapshot {self.url}: {key} is {size} bytes, more than the {limit} it may be",
+            hint="the object was replaced or corrupted: run `envlock push` again",
+        )
+
+    def _chunks(self, key: str, result: Any, limit: int) -> Iterator[bytes]:
+        got = 0
         try:
             for chunk in result.stream(min_chunk_size=_CHUNK):
+                got += len(chunk)
+                if got > limit:
+                    raise self._too_large(key, got, limit)
                 yield bytes(chunk)
+        except IntegrityError:
+            raise
         except Exception as exc:
             raise self._error(key, exc) from None
 
-    def read_bytes(self, key: str) -> bytes | None:
-        chunks = self.read(key)
+    def read_bytes(self, key: str, limit: int) -> bytes | None:
+        """A small object (a manifest), whole; at most ``limit`` bytes."""
+        chunks = self.read(key, limit)
         return None if chunks is None else b"".join(chunks)
 
     def list(self, prefix: str) -> list[tuple[str, int]]:
@@ -168,7 +223,11 @@ class RemoteStore:
             ) from None
 
 
-def open_snapshot(option: str | None, spec_value: str | None) -> RemoteStore:
+def open_snapshot(
+    option: str | None,
+    spec_value: str | None,
+    warn: Callable[[str], None] = lambda message: None,
+) -> RemoteStore:
     """The snapshot a command uses: ``--snapshot``, ``ENVLOCK_SNAPSHOT_URL`` or the spec's."""
     url = snapshot_url(option, spec_value)
     if not url:
@@ -178,4 +237,7 @@ def open_snapshot(option: str | None, spec_value: str | None) -> RemoteStore:
             '"s3://bucket/prefix" to envlock.toml',
         )
     where = "--snapshot" if option else (SNAPSHOT_ENV if os.environ.get(SNAPSHOT_ENV) else "spec")
-    return RemoteStore(check_url(url, where))
+    remote = RemoteStore(check_url(url, where))
+    if remote.notice:
+        warn(remote.notice)
+    return remote
