@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import socket
 import tarfile
 from pathlib import Path
 
@@ -295,3 +296,34 @@ def test_lock_check_online_asks_the_interpreter_url_and_its_size(
     assert (
         f"the interpreter of linux-64: {archive.name}: HTTP 404 from {url}" in r.stdout + r.stderr
     )
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@pytest.mark.parametrize("command", [["fetch"], ["build", "--output", "env"]], ids=" ".join)
+def test_an_unreachable_bundled_interpreter_names_the_ways_round_it(
+    command, index, project: Path, tmp_path: Path, cache: Path
+) -> None:
+    server = index([Dist("alpha", "1.0")])
+    archive = stand_in(tmp_path / "pythons")
+    bundled_spec(project, server.url, archive)
+    assert envlock(project, "lock").code == 0
+    _swap_interpreter(project, url=f"http://127.0.0.1:{_closed_port()}/{archive.name}")
+    r = envlock(
+        project,
+        *command,
+        "--frozen" if command[0] == "build" else "-q",
+        env={"ENVLOCK_HTTP_RETRIES": "0"},
+    )
+    assert r.code == 3, r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert f"downloading the bundled CPython 3.11.4 ({archive.name}) failed: " in errors[0]
+    assert "ENVLOCK_PYTHON_MIRROR" in r.stderr and "python-mirror" in r.stderr
+    assert "[interpreter-sources]" in r.stderr and 'interpreter = "system"' in r.stderr
+    assert archive.name not in stored(cache)
