@@ -27,7 +27,8 @@ __all__ = ["NotAFile", "file_response", "open_regular"]
 
 _CHUNK = 1 << 20
 # O_NONBLOCK: opening a FIFO must not wait for a writer (POSIX only; Windows has no FIFOs).
-_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+_NONBLOCK: int = getattr(os, "O_NONBLOCK", 0)
+_FLAGS = os.O_RDONLY | _NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 _FLAGS |= getattr(os, "O_BINARY", 0) | getattr(os, "O_NOCTTY", 0)
 
 
@@ -62,8 +63,8 @@ def open_regular(path: Path) -> tuple[BinaryIO, int]:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise NotAFile(path, _kind(info.st_mode))
-        if hasattr(os, "set_blocking"):
-            os.set_blocking(fd, True)
+        if _NONBLOCK:
+            os.set_blocking(fd, True)  # a regular file: plain reads from here on
         return os.fdopen(fd, "rb", buffering=0), info.st_size
     except BaseException:
         os.close(fd)
