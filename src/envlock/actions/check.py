@@ -9,14 +9,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from packaging.pylock import PackageSdist, PackageWheel
 
+from envlock._urls import redact
 from envlock.errors import StaleLockError
 from envlock.lock import lockfile
 from envlock.lock.staleness import check
 from envlock.spec import EnvironmentSpec, load_spec
 from envlock.spec_values import parse_platforms, parse_timestamp
+
+if TYPE_CHECKING:
+    from envlock.index.client import HttpClient
+    from envlock.lock.model import LockedInterpreter
 
 
 def select_environments(
@@ -51,7 +57,6 @@ class OnlineReport:
 def check_online(envs: Sequence[EnvironmentSpec], cache_dir: Path) -> OnlineReport:
     """Every locked file must still be listed by its package's recorded index, at the same URL
     and with the same sha256. Catches a lock edited to point a file elsewhere."""
-    from envlock.index.auth import redact
     from envlock.index.client import HttpClient
     from envlock.index.repository import IndexSession
 
@@ -101,7 +106,38 @@ def check_online(envs: Sequence[EnvironmentSpec], cache_dir: Path) -> OnlineRepo
                             f"{where}: {name}: sha256 {sha} in the lock, {found.sha256} on the "
                             "index"
                         )
+            for target in lock.envlock.targets:
+                if target.interpreter is None:
+                    continue
+                files += 1
+                problem = _interpreter_online(http, env, target.interpreter)
+                if problem is not None:
+                    problems.append(
+                        f"{lock.path.name}: the interpreter of {target.platform}: {problem}"
+                    )
     return OnlineReport(files, tuple(problems))
+
+
+def _interpreter_online(
+    http: HttpClient, env: EnvironmentSpec, entry: LockedInterpreter
+) -> str | None:
+    """Whether the archive's url answers (through the mirror, as ``fetch`` would ask it) with
+    the size the lock records, when the lock and the server both know one."""
+    from envlock.errors import EnvlockError
+    from envlock.interpreters import mirror_url
+
+    url = mirror_url(entry.url, env.mirror)
+    try:
+        with http.stream(url, {"Accept-Encoding": "identity"}, method="HEAD") as response:
+            status = response.status_code
+            length = response.headers.get("content-length", "").strip()
+    except EnvlockError as exc:
+        return f"{entry.name}: {exc.message}"
+    if status != 200:
+        return f"{entry.name}: HTTP {status} from {redact(url)}"
+    if entry.size is not None and length.isdigit() and int(length) != entry.size:
+        return f"{entry.name}: {entry.size} bytes in the lock, {length} at {redact(url)}"
+    return None
 
 
 def require_clean(report: OnlineReport) -> None:

@@ -21,12 +21,12 @@ import httpx
 from envlock import __version__
 from envlock.errors import EnvlockError, NetworkError
 from envlock.index.auth import BasicAuth, Credentials, host_of, redact
+from envlock.index.local import file_response
 from envlock.index.transport import (
     HttpSettings,
     SecurityPolicy,
     deadline_passed,
     enforce_deadlines,
-    file_response,
     insecure_hosts_from_env,
     set_deadline,
     ssl_context,
@@ -164,7 +164,7 @@ class HttpClient:
         clean = redact(url)
         self.policy.check(clean)
         if clean.startswith("file:"):
-            return file_response(clean)
+            return file_response(clean, method)
         attempt = 0
         while True:
             attempt += 1

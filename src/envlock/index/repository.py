@@ -21,7 +21,7 @@ from typing import Protocol
 from packaging.utils import NormalizedName, canonicalize_name
 
 from envlock._fs import atomic_write_bytes
-from envlock.core_metadata import CoreMetadata, MetadataError, parse_metadata
+from envlock.core_metadata import CoreMetadata, MetadataError, check_identity, parse_metadata
 from envlock.errors import NetworkError, ResolutionError
 from envlock.index.client import HttpClient, redact, status_error
 from envlock.index.http_cache import CachedPage, PageCache
@@ -163,7 +163,10 @@ class IndexSession:
 
     def metadata(self, file: DistFile) -> CoreMetadata:
         """Parsed core metadata of a wheel or sdist (raises MetadataError if unusable)."""
-        return self._metadata_future(file).result()
+        meta = self._metadata_future(file).result()
+        # Again here: files with the same sha256 share one fetch, and so one check.
+        check_identity(meta, file.name, file.version, file.filename)
+        return meta
 
     def _metadata_future(self, file: DistFile) -> Future[CoreMetadata]:
         key = file.sha256 or hashlib.sha256(redact(file.url).encode()).hexdigest()
@@ -180,10 +183,12 @@ class IndexSession:
         if file.sha256:
             try:
                 meta = parse_metadata(path.read_bytes())
-                self.progress.metadata_read()
-                return meta
             except (OSError, MetadataError):  # absent or unreadable: fetch it again
                 pass
+            else:
+                check_identity(meta, file.name, file.version, file.filename)
+                self.progress.metadata_read()
+                return meta
         if file.is_wheel:
             raw = fetch_wheel_metadata(self.http, file, self._learn)
         else:
@@ -192,6 +197,7 @@ class IndexSession:
                 download(self.http, file, self._learn), file.filename, [file.index]
             )
         meta = parse_metadata(raw)
+        check_identity(meta, file.name, file.version, file.filename)
         if file.sha256:
             atomic_write_bytes(path, raw)
         self.progress.metadata_read()
