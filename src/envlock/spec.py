@@ -18,6 +18,7 @@ from typing import Any, Literal
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
+from envlock._fs import read_regular
 from envlock._toml import tomllib
 from envlock._urls import redact
 from envlock.errors import SpecError
@@ -42,6 +43,8 @@ from envlock.spec_values import (
 )
 
 Prerelease = Literal["disallow", "allow"]
+# A spec is a few KiB; a constraints list of thousands of pins is well under a MiB.
+MAX_SPEC_BYTES = 16 << 20
 PRERELEASE_MODES: tuple[Prerelease, ...] = ("disallow", "allow")
 
 _TOP_KEYS = {
@@ -194,13 +197,13 @@ class Spec:
 def load_spec(path: Path) -> Spec:
     """Read and validate a spec file."""
     try:
-        raw = path.read_bytes()
+        raw = read_regular(path, MAX_SPEC_BYTES)
     except FileNotFoundError:
         raise SpecError(f"{path}: spec file not found", hint=INIT_HINT) from None
-    except IsADirectoryError:
-        raise SpecError(f"{path}: is a directory, not a spec file") from None
     except OSError as exc:
         raise SpecError(f"{path}: cannot read spec: {exc.strerror}") from None
+    if len(raw) > MAX_SPEC_BYTES:
+        raise SpecError(f"{path}: more than {MAX_SPEC_BYTES >> 20} MiB: not a spec")
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:

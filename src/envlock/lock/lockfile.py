@@ -23,7 +23,7 @@ from packaging.pylock import Pylock, PylockUnsupportedVersionError, PylockValida
 from packaging.utils import NormalizedName
 from packaging.version import InvalidVersion, Version
 
-from envlock._fs import atomic_write_bytes
+from envlock._fs import atomic_write_bytes, read_regular
 from envlock._toml import tomllib
 from envlock.errors import MissingLockError, SpecError, UsageError
 from envlock.lock.artifacts import check_package
@@ -240,9 +240,8 @@ def too_large(where: object, size: int) -> UsageError:
 def read(path: Path) -> LockFile | None:
     """The lock at ``path``, None when absent; an invalid lock is a usage error."""
     try:
-        with path.open("rb") as f:
-            # Read one byte past the cap: a file that grows while read is still caught.
-            raw = f.read(MAX_LOCK_BYTES + 1)
+        # One byte past the cap: a file that grows while read is still caught.
+        raw = read_regular(path, MAX_LOCK_BYTES)
     except FileNotFoundError:
         return None
     except OSError as exc:
