@@ -28,12 +28,9 @@ _PYLOCK_NAME = re.compile(r"pylock(\.[^.]+)?\.toml")
 
 def read_lock(path: Path) -> tuple[LockFile, bytes]:
     """The lock at ``path`` and its exact bytes (the pylock export without --platform)."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise lockfile.missing(path) from None
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
+    raw = lockfile.read_raw(path)
+    if raw is None:
+        raise lockfile.missing(path)
     return lockfile.parse(path, raw), raw
 
 

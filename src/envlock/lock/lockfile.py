@@ -62,10 +62,10 @@ def write_lock(path: Path, document: Mapping[str, Any]) -> bool:
     """Write atomically; returns False when the file already had exactly these bytes."""
     data = render(document)
     try:
-        if path.read_bytes() == data:
+        if read_regular(path, len(data)) == data:
             return False
     except OSError:
-        pass
+        pass  # absent, or not a file: replaced below
     atomic_write_bytes(path, data)
     return True
 
@@ -237,8 +237,9 @@ def too_large(where: object, size: int) -> UsageError:
     )
 
 
-def read(path: Path) -> LockFile | None:
-    """The lock at ``path``, None when absent; an invalid lock is a usage error."""
+def read_raw(path: Path) -> bytes | None:
+    """The bytes of the lock file at ``path`` (a regular file within the size cap), None when
+    absent; anything else is a usage error."""
     try:
         # One byte past the cap: a file that grows while read is still caught.
         raw = read_regular(path, MAX_LOCK_BYTES)
@@ -248,7 +249,13 @@ def read(path: Path) -> LockFile | None:
         raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
     if len(raw) > MAX_LOCK_BYTES:
         raise too_large(path, path.stat().st_size)
-    return parse(path, raw)
+    return raw
+
+
+def read(path: Path) -> LockFile | None:
+    """The lock at ``path``, None when absent; an invalid lock is a usage error."""
+    raw = read_raw(path)
+    return None if raw is None else parse(path, raw)
 
 
 def load(path: Path) -> LockFile:
