@@ -303,3 +303,41 @@ def test_snapshot_carries_build_packages_and_the_built_wheel(
     for f in lock["tool"]["envlock"]["build-files"]:
         sha = f["hashes"]["sha256"]
         assert (fresh / "artifacts" / "sha256" / sha[:2] / sha[2:] / f["name"]).is_file()
+
+
+# -- audit and SBOM ------------------------------------------------------------------------------
+
+
+def test_audit_and_sbom_list_build_packages_as_build_time_only(index, project):
+    import json
+
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    server = index([source("srcpkg"), *BACKEND_DISTS])
+    spec(project, server.url, ["srcpkg"])
+    assert envlock(project, "lock").code == 0
+
+    r = envlock(project, "audit", "--format", "json")
+    assert r.code == 0, r.stderr
+    env = json.loads(r.stdout)["environments"][0]
+    assert [p["name"] for p in env["packages"]] == ["srcpkg"]
+    builds = {b["name"]: b for b in env["build-packages"]}
+    assert sorted(builds) == ["mini-backend", "mini-helper"]
+    backend = builds["mini-backend"]
+    assert backend["needed-by"] == ["srcpkg 1.0"] and backend["platforms"] == ["linux-64"]
+    assert backend["files"][0]["sha256"] == server.sha256("mini_backend-1.0-py3-none-any.whl")
+
+    r = envlock(project, "audit")
+    assert r.code == 0, r.stderr
+    assert "mini-backend" in r.stdout and "build (srcpkg 1.0)" in r.stdout
+
+    r = envlock(project, "audit", "--format", "cyclonedx")
+    assert r.code == 0, r.stderr
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(r.stdout) is None
+    components = {c["bom-ref"]: c for c in json.loads(r.stdout)["components"]}
+    backend_c = components["build/pkg:pypi/mini-backend@1.0"]
+    assert backend_c["scope"] == "excluded"
+    assert backend_c["purl"].startswith("pkg:pypi/mini-backend@1.0")
+    assert {"name": "envlock:build-dependency-of", "value": "srcpkg 1.0"} in backend_c["properties"]
+    assert components["pkg:pypi/srcpkg@1.0"].get("scope") != "excluded"
