@@ -341,3 +341,38 @@ def test_audit_and_sbom_list_build_packages_as_build_time_only(index, project):
     assert backend_c["purl"].startswith("pkg:pypi/mini-backend@1.0")
     assert {"name": "envlock:build-dependency-of", "value": "srcpkg 1.0"} in backend_c["properties"]
     assert components["pkg:pypi/srcpkg@1.0"].get("scope") != "excluded"
+
+
+def test_uv_installs_a_lock_that_pins_build_dependencies(index, project, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    server = index([source("srcpkg"), *BACKEND_DISTS, Dist("beta", "2.0")])
+    spec(project, server.url, ["srcpkg", "beta"])
+    assert envlock(project, "lock").code == 0
+    uv = [sys.executable, "-m", "uv"]
+    env = {
+        **os.environ,
+        "UV_CACHE_DIR": str(tmp_path / "uv-cache"),
+        "UV_NO_CONFIG": "1",
+        "UV_INDEX_URL": server.url,  # uv builds the sdist itself, its backend from the index
+    }
+    venv = tmp_path / "uv-venv"
+    r = subprocess.run(
+        [*uv, "venv", "--python", sys.executable, str(venv)],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run(
+        [*uv, "pip", "install", "--python", str(venv / "bin" / "python"),
+         "-r", str(project / "pylock.toml")],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import srcpkg, beta, importlib.util as u;"
+         "print(u.find_spec('mini_backend') is None)"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert (r.returncode, r.stdout) == (0, "True\n"), r.stderr
