@@ -376,3 +376,15 @@ def test_uv_installs_a_lock_that_pins_build_dependencies(index, project, tmp_pat
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert (r.returncode, r.stdout) == (0, "True\n"), r.stderr
+
+
+def test_cache_prune_keeps_the_build_packages_a_lock_pins(index, project, cache):
+    server = index([source("srcpkg"), *BACKEND_DISTS])
+    spec(project, server.url, ["srcpkg"])
+    assert envlock(project, "lock").code == 0
+    assert envlock(project, "fetch").code == 0
+    r = envlock(project, "cache", "prune")
+    assert r.code == 0, r.stderr
+    for f in load_lock(project / "pylock.toml")["tool"]["envlock"]["build-files"]:
+        sha = f["hashes"]["sha256"]
+        assert (cache / "artifacts" / "sha256" / sha[:2] / sha[2:] / f["name"]).is_file()
