@@ -21,6 +21,7 @@ from packaging.version import Version
 from envlock.actions.interpreter import InterpreterLock, lock_interpreters
 from envlock.actions.lock_policy import enforce, held_back, resolver_policy, utcnow
 from envlock.audit.policy import Finding
+from envlock.builds.locking import lock_builds
 from envlock.cache.registry import remember_lock
 from envlock.cache.store import ArtifactStore
 from envlock.errors import ResolutionError, UsageError
@@ -116,6 +117,11 @@ def lock_environments(
             resolutions = locker.resolve_all()
             digests = _digests(session, resolutions)
             document = build_lock(env, resolutions, digests, interpreters.chosen or None)
+            # Each locked sdist's build dependencies, pinned beside envlock's own table.
+            builds = lock_builds(
+                env, session, locker.repo, locker.policy, resolutions, digests, locker.previous
+            )
+            document["tool"]["envlock"].update(builds.to_dict())
             # The lock as it will be read back: checked against the policy now (a violation
             # stops here, nothing written), compared with the previous one after writing.
             candidate = lockfile.parse(env.lock_path, lockfile.render(document))

@@ -94,8 +94,9 @@ def check_archive_buildable(spec: Path, snap: Snapshot, platform: str) -> None:
 
 @dataclass(frozen=True)
 class Needed:
-    """Every artifact some snapshots need (interpreters included, through the mirror), and the
-    locked sdists each target builds into a wheel."""
+    """Every artifact some snapshots need (interpreters and the build packages of locked sdists
+    included, interpreters through the mirror), and the locked sdists each target builds into a
+    wheel."""
 
     artifacts: dict[str, Artifact]
     to_build: list[tuple[Snapshot, Target, Artifact]]
@@ -117,6 +118,8 @@ def needed(snapshots: Sequence[Snapshot]) -> Needed:
                 artifacts.setdefault(art.sha256, art)
                 if not art.is_wheel:
                     to_build.append((snap, target, art))
+                    for f in snap.lock.build_packages(art.sha256, platform) or ():
+                        artifacts.setdefault(f.sha256, f.artifact)
             interpreter = snap.lock.interpreter(platform)
             if interpreter is not None:
                 # Downloaded like any artifact, from the mirror when one is set.
@@ -183,7 +186,8 @@ def snapshot(
             assert sdist is not None  # fetched just above
             if built_wheel(store, art.sha256, target) is None:
                 (events or FetchEvents()).building(art)
-            ensure_built(store, art, sdist, target, [i.url for i in snap.env.indexes])
+            packages = snap.lock.build_packages(art.sha256, target.platform)
+            ensure_built(store, art, sdist, target, packages)
     return result
 
 

@@ -27,6 +27,7 @@ from envlock._fs import atomic_write_bytes, read_regular
 from envlock._toml import tomllib
 from envlock.errors import MissingLockError, SpecError, UsageError
 from envlock.lock.artifacts import check_package
+from envlock.lock.builds import BuildFile, BuildTable
 from envlock.lock.model import (
     LOCK_HINT,
     EnvlockTable,
@@ -92,6 +93,7 @@ class LockFile:
     pylock: Pylock
     envlock: EnvlockTable
     sha256: str
+    builds: BuildTable = field(default_factory=BuildTable)  # build dependencies of its sdists
     _records: dict[tuple[str, str], PackageRecord | None] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -106,6 +108,11 @@ class LockFile:
             self._records.setdefault(key, record)
         for target in self.targets.values():  # built (and so checked) now, not on first use
             self._check_markers(target)
+        for i, build in enumerate(self.builds.builds):
+            for platform in build.platforms:
+                if platform not in self.targets:
+                    where = f"tool.envlock.builds[{i}].platforms.{platform}"
+                    raise lock_error(self.path, where, "not a platform of this lock")
 
     def _check_markers(self, target: Target) -> None:
         # packaging raises (not False) on a marker naming a variable its context lacks or
@@ -185,6 +192,12 @@ class LockFile:
                 seen.setdefault(art.sha256, art)
         return list(seen.values())
 
+    def build_packages(self, sdist_sha256: str, platform: str) -> list[BuildFile] | None:
+        """The build packages' wheels the lock pins for building the sdist with this sha256
+        for ``platform``; None when it pins none (a lock from before envlock pinned them)."""
+        build = self.builds.of(sdist_sha256)
+        return None if build is None else self.builds.files_for(build, platform)
+
     def requires_dist(self, name: str, version: str, filename: str) -> tuple[str, ...] | None:
         """The dependencies ``filename``'s metadata declared at lock time (None: not recorded)."""
         record = self._records.get((name, version))
@@ -225,7 +238,12 @@ def parse(path: Path, raw: bytes) -> LockFile:
     except RecursionError:
         raise lock_error(path, "", "invalid TOML: nested too deeply") from None
     return LockFile(
-        path, data, pylock, EnvlockTable.from_lock(data, path), hashlib.sha256(raw).hexdigest()
+        path,
+        data,
+        pylock,
+        EnvlockTable.from_lock(data, path),
+        hashlib.sha256(raw).hexdigest(),
+        BuildTable.from_lock(data, path),
     )
 
 
