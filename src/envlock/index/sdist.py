@@ -88,7 +88,9 @@ def build_metadata(data: bytes, filename: str, index_urls: Sequence[str]) -> byt
 
 
 def unpack_sdist(data: bytes, filename: str, dest: Path) -> Path:
-    """Unpack an sdist safely into ``dest``; returns its single top-level directory."""
+    """Unpack an sdist safely into ``dest`` (made if absent); returns its single top-level
+    directory."""
+    dest.mkdir(parents=True, exist_ok=True)
     _extract(data, filename, dest)
     dirs = [p for p in dest.iterdir() if p.is_dir()]
     if len(dirs) != 1:
