@@ -742,3 +742,48 @@ def test_the_snapshot_key_is_read_and_checked() -> None:
         with pytest.raises(SpecError) as info:
             _parse(f'python = "3.11"\nsnapshot = {bad}\n')
         assert "snapshot" in str(info.value) and "secret" not in str(info.value)
+
+
+# --- constraints ---------------------------------------------------------------------------------
+
+
+def test_constraints_are_inherited_and_added_to_like_dependencies() -> None:
+    spec = _parse(
+        BASE.replace('dependencies = ["requests>=2"]', 'constraints = ["urllib3<2"]')
+        + "constraints = [\"Pytest==8.0 ; python_version >= '3.8'\"]\n"
+    )
+    assert spec.root.constraints == ("urllib3<2",)
+    assert spec.environments["test"].constraints == (
+        "urllib3<2",
+        'Pytest==8.0; python_version >= "3.8"',
+    )
+    assert spec.root.dependencies == ()
+
+
+def test_constraints_are_part_of_the_spec_hash_only_when_present() -> None:
+    plain = _parse(BASE).root.content_hash()
+    assert _parse("constraints = []\n" + BASE).root.content_hash() == plain  # older locks stay
+    limited = _parse('constraints = ["urllib3<2"]\n' + BASE).root.content_hash()
+    assert limited != plain
+    assert _parse('constraints = ["URLLIB3 <2"]\n' + BASE).root.content_hash() == limited
+    assert _parse('constraints = ["urllib3<1.27"]\n' + BASE).root.content_hash() != limited
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ('"urllib3<2"', "key 'constraints': must be a list of PEP 508 requirement strings"),
+        ('["requests[socks]<3"]', "key 'constraints[0]': a constraint is a name, versions"),
+        ('["ok<1", "x @ https://e.com/x.whl"]', "key 'constraints[1]': direct URL requirements"),
+        ('["not a requirement!"]', "key 'constraints[0]': invalid requirement"),
+        ("[3]", "key 'constraints[0]': must be a string"),
+    ],
+)
+def test_bad_constraints_are_one_line_errors_naming_the_key(value: str, expected: str) -> None:
+    err = _error(f'python = "3.11"\nplatforms = ["linux-64"]\nconstraints = {value}\n')
+    assert expected in str(err) and "\n" not in err.message
+
+
+def test_bad_environment_constraints_name_the_environment_key() -> None:
+    err = _error(BASE + 'constraints = ["a[x]"]\n')
+    assert "key 'environments.test.constraints[0]'" in err.message
