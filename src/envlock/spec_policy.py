@@ -213,6 +213,8 @@ def _index_rules(ctx: Where, value: Any, indexes: Sequence[Index]) -> tuple[Inde
             known = ", ".join(sorted({*by_name, "pypi"}))
             raise ctx.fail(key, f"no index named {text!r} (known: {known}), and not a URL")
         own = [_own_files(prefix)] + [_own_files(_bare(i.url)) for i in covered]
+        # A mirror (ENVLOCK_INDEX_URL) serves the index's files from its own host.
+        own += [_own_files(_bare(i.mirror)) for i in covered if i.mirror]
         files = [*own, *(f for i in covered for f in i.files)]
         rules.append(IndexRule(text, prefix, tuple(dict.fromkeys(files))))
     return tuple(rules)

@@ -210,21 +210,56 @@ def test_duplicate_platforms_are_collapsed_in_order() -> None:
 # --- ENVLOCK_INDEX_URL --------------------------------------------------------------------------
 
 
-def test_envlock_index_url_overrides_first_index_only(
+def test_envlock_index_url_mirrors_the_first_index_only(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ENVLOCK_INDEX_URL", "http://127.0.0.1:9999/mirror")
     root = load_spec(_write(tmp_path, FULL_SPEC)).root
     assert root.indexes == (
-        Index("internal", "http://127.0.0.1:9999/mirror/"),
+        Index(
+            "internal", "https://pkgs.example.com/simple/", mirror="http://127.0.0.1:9999/mirror/"
+        ),
         Index("pypi", "https://pypi.org/simple/"),
+    )
+    assert [i.fetch_url for i in root.indexes] == [
+        "http://127.0.0.1:9999/mirror/",
+        "https://pypi.org/simple/",
+    ]
+
+
+def test_envlock_index_url_mirrors_default_pypi(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENVLOCK_INDEX_URL", "http://127.0.0.1:9999/simple/")
+    root = _parse('python = "3.11"\nplatforms = ["linux-64"]\n').root
+    assert root.indexes == (
+        Index("pypi", "https://pypi.org/simple/", mirror="http://127.0.0.1:9999/simple/"),
     )
 
 
-def test_envlock_index_url_overrides_default_pypi(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ENVLOCK_INDEX_URL", "http://127.0.0.1:9999/simple/")
-    root = _parse('python = "3.11"\nplatforms = ["linux-64"]\n').root
-    assert root.indexes == (Index("pypi", "http://127.0.0.1:9999/simple/"),)
+def test_a_mirror_of_the_index_does_not_change_the_spec_hash(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    text = BASE + '\n[policy]\nallowed-indexes = ["pypi"]\n'
+    plain = _parse(text)
+    monkeypatch.setenv("ENVLOCK_INDEX_URL", "http://user:secret@127.0.0.1:9999/simple")
+    mirrored = _parse(text)
+    assert mirrored.root.content_hash() == plain.root.content_hash()
+    assert mirrored.environments["test"].content_hash() == plain.environments["test"].content_hash()
+    # The policy admits the mirror's files for the index it mirrors.
+    assert mirrored.root.policy.file_allowed(
+        "https://pypi.org/simple/", "http://127.0.0.1:9999/files/a-1.0-py3-none-any.whl"
+    )
+    assert not plain.root.policy.file_allowed(
+        "https://pypi.org/simple/", "http://127.0.0.1:9999/files/a-1.0-py3-none-any.whl"
+    )
+
+
+def test_a_malformed_envlock_index_url_is_a_one_line_error_without_its_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ENVLOCK_INDEX_URL", "ftp://user:hunter2@mirror.lan/simple/")
+    err = _error('python = "3.11"\nplatforms = ["linux-64"]\n')
+    assert err.message.startswith("ENVLOCK_INDEX_URL: not an http(s):// or file:// URL")
+    assert "hunter2" not in err.message and "\n" not in err.message
 
 
 # --- errors --------------------------------------------------------------------------------------

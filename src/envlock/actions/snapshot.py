@@ -160,7 +160,7 @@ def snapshot(
             assert sdist is not None  # fetched just above
             if built_wheel(store, art.sha256, target) is None:
                 (events or FetchEvents()).building(art)
-            ensure_built(store, art, sdist, target, [i.url for i in snap.env.indexes])
+            ensure_built(store, art, sdist, target, [i.fetch_url for i in snap.env.indexes])
     return result
 
 
