@@ -109,6 +109,7 @@ def render(v: SpecValues) -> str:
         '# deny = ["pyyaml<5.4"]                     # PEP 508: never lock these',
         '# min-age = "7 days"                        # ignore files uploaded more recently',
         '# allowed-licenses = ["MIT", "BSD-3-Clause", "Apache-2.0"]   # SPDX identifiers',
+        '# license-exceptions = { "nvidia-*" = ["LicenseRef-NVIDIA-Proprietary"] }  # per package',
         "",
         *_environments(v.environments),
     ]
