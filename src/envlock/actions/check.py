@@ -1,5 +1,6 @@
 """``envlock lock --check``: is every lock fresh? Offline by default; ``--online`` also asks
-each package's recorded index whether it still lists exactly the locked files.
+each package's recorded index (through its mirror, if ENVLOCK_INDEX_URL sets one) whether it
+still lists exactly the locked files.
 
 The offline path imports no network code: it runs on every commit (pre-commit, CI).
 """
@@ -82,12 +83,16 @@ def check_online(envs: Sequence[EnvironmentSpec], cache_dir: Path) -> OnlineRepo
                         f"{pkg.index or 'no recorded index'}, which the spec does not list"
                     )
                     continue
-                jobs.append((pkg, dists, http.pool.submit(session.page, found_index, pkg.name)))
-            for pkg, dists, fut in jobs:
+                pending = http.pool.submit(session.page, found_index, pkg.name)
+                jobs.append((pkg, dists, found_index, pending))
+            for pkg, dists, found_index, fut in jobs:
                 page = fut.result()
                 where = f"{lock.path.name}: {pkg.name} {pkg.version}"
+                index = pkg.index
+                if found_index.mirror is not None:
+                    index = f"{pkg.index} (through the mirror {redact(found_index.mirror)})"
                 if page is None:
-                    problems.append(f"{where}: {pkg.index} no longer lists {pkg.name}")
+                    problems.append(f"{where}: {index} no longer lists {pkg.name}")
                     continue
                 listed = {f.filename: f for f in page.files_of(pkg.version)} if pkg.version else {}
                 for dist in dists:
@@ -95,8 +100,9 @@ def check_online(envs: Sequence[EnvironmentSpec], cache_dir: Path) -> OnlineRepo
                     found = listed.get(name)
                     sha = dist.hashes.get("sha256")
                     if found is None:
-                        problems.append(f"{where}: {name} is not listed by {pkg.index}")
-                    elif redact(found.url) != dist.url:
+                        problems.append(f"{where}: {name} is not listed by {index}")
+                    elif found_index.mirror is None and redact(found.url) != dist.url:
+                        # (A mirror lists the files at its own URLs: there, name and sha256.)
                         problems.append(
                             f"{where}: {name}: the lock says {dist.url}, the index lists "
                             f"{redact(found.url)}"

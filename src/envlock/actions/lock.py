@@ -38,6 +38,7 @@ from envlock.platforms import Target
 from envlock.progress import LockProgress
 from envlock.resolve import Policy, Resolution, resolve
 from envlock.resolve.candidates import Evaluator, Rejection
+from envlock.resolve.constraints import excluded_by, on_target
 from envlock.spec import EnvironmentSpec
 
 
@@ -252,6 +253,7 @@ class _EnvLocker:
                 self.policy,
                 preferences=prefs,
                 constraints=constraints,
+                spec_constraints=self.env.constraint_requirements,
                 progress=self.progress,
             )
         except ResolutionError as exc:
@@ -296,6 +298,12 @@ class _EnvLocker:
             )
             if isinstance(result, Rejection):
                 return f"{name} {newest}: {result.detail}"
+        limits = [
+            c for c in on_target(self.env.constraint_requirements, res.target) if c.name == name
+        ]
+        outside = excluded_by(limits, newest)
+        if outside is not None:
+            return outside.rejection.detail
         pkg = res.packages[name]
         for who, text in pkg.required_by:
             try:

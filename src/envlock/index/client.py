@@ -83,12 +83,12 @@ class HttpClient:
     ) -> HttpClient:
         """The client for these environments' indexes and insecure hosts; with
         ``check_indexes``, an index the transport policy refuses fails before any request."""
-        indexes = list({i.url: i for env in envs for i in env.indexes}.values())
+        indexes = list({i.fetch_url: i for env in envs for i in env.indexes}.values())
         client = cls(indexes, insecure_hosts=frozenset().union(*(e.insecure_hosts for e in envs)))
         if check_indexes:
             try:
                 for index in indexes:
-                    client.policy.check(index.url)
+                    client.policy.check(index.fetch_url)
             except BaseException:
                 client.close()
                 raise
