@@ -7,6 +7,8 @@
 * ``min-age``: a cooldown (``"7 days"``): files uploaded more recently are not chosen unless a
   requirement pins that exact version.
 * ``allowed-licenses``: SPDX ids; a package whose license is outside them is a violation.
+* ``no-build``: no sdist may be locked for a target to build (no setup code runs): the resolver
+  takes wheels only, and a lock that holds an sdist a target would install is a violation.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from envlock._urls import strip_userinfo
 from envlock.spec_indexes import DEFAULT_INDEX_URL, Index
 from envlock.spec_values import Where, check_keys
 
-_POLICY_KEYS = {"allowed-indexes", "deny", "min-age", "allowed-licenses"}
+_POLICY_KEYS = {"allowed-indexes", "deny", "min-age", "allowed-licenses", "no-build"}
 _UNITS = {
     "s": 1,
     "second": 1,
@@ -97,6 +99,7 @@ class SpecPolicy:
     min_age: timedelta | None = None
     min_age_text: str = ""
     allowed_licenses: tuple[str, ...] | None = None
+    no_build: bool = False
 
     @property
     def empty(self) -> bool:
@@ -136,6 +139,8 @@ class SpecPolicy:
             out["min-age"] = int(self.min_age.total_seconds())
         if self.allowed_licenses is not None:
             out["allowed-licenses"] = sorted(self.allowed_licenses)
+        if self.no_build:  # absent when off: older locks stay fresh
+            out["no-build"] = True
         return out
 
 
@@ -173,12 +178,16 @@ def parse_policy(ctx: Where, value: Any, indexes: Sequence[Index]) -> SpecPolicy
     allowed = value.get("allowed-indexes")
     licenses = value.get("allowed-licenses")
     age, age_text = _min_age(ctx, value.get("min-age"))
+    no_build = value.get("no-build", False)
+    if not isinstance(no_build, bool):
+        raise ctx.fail("policy.no-build", "must be true or false")
     return SpecPolicy(
         allowed_indexes=None if allowed is None else _index_rules(ctx, allowed, indexes),
         deny=_deny(ctx, value.get("deny", [])),
         min_age=age,
         min_age_text=age_text,
         allowed_licenses=None if licenses is None else _licenses(ctx, licenses),
+        no_build=no_build,
     )
 
 
