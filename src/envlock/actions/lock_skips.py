@@ -54,7 +54,7 @@ def skipped(
         evaluator = Evaluator(res.target, policy)
         prefs = preferences.get(res.target.platform, {})
         for name, pkg in res.packages.items():
-            newest = newest_in_range(repo, pkg, policy)
+            newest = newest_in_range(repo, pkg, policy, evaluator)
             if newest is None:
                 continue
             reason, held = _reason(res, pkg, newest, repo, evaluator, prefs)
@@ -65,8 +65,11 @@ def skipped(
     return tuple(Skipped(*key, tuple(found[key]), key in kept) for key in sorted(found))
 
 
-def newest_in_range(repo: Repository, pkg: ResolvedPackage, policy: Policy) -> Version | None:
-    """The newest version of ``pkg`` that all its requirements allow, if newer than locked."""
+def newest_in_range(
+    repo: Repository, pkg: ResolvedPackage, policy: Policy, evaluator: Evaluator
+) -> Version | None:
+    """The newest version of ``pkg`` that all its requirements allow, if newer than locked
+    (one uploaded after ``exclude-newer`` was never a choice: the index as of then)."""
     page = repo.project(pkg.name)
     if page is None:
         return None
@@ -77,7 +80,10 @@ def newest_in_range(repo: Repository, pkg: ResolvedPackage, policy: Policy) -> V
             return None
         if version.is_prerelease and not allow_pre:
             continue
-        if spec.contains(version, prereleases=True):
+        if not spec.contains(version, prereleases=True):
+            continue
+        result = evaluator.evaluate(pkg.name, version, page.files_of(version), False)
+        if not (isinstance(result, Rejection) and result.kind == "newer"):
             return version
     return None
 
