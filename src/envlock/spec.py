@@ -91,7 +91,9 @@ class EnvironmentSpec:
     dependencies: tuple[str, ...]
     indexes: tuple[Index, ...]
     exclude_newer: datetime | None = None
-    allow_sdist: frozenset[NormalizedName] | bool = False
+    # Like pip and uv, sdists are used when no wheel fits; false (or a list) and
+    # [policy] no-build turn that off for teams that forbid running setup code.
+    allow_sdist: frozenset[NormalizedName] | bool = True
     prerelease: Prerelease = "disallow"
     platform_options: PlatformOptions = field(default_factory=PlatformOptions)
     spec_dir: Path = Path(".")
@@ -128,9 +130,20 @@ class EnvironmentSpec:
         return self.spec_dir / filename
 
     def sdist_allowed(self, name: str) -> bool:
-        if isinstance(self.allow_sdist, bool):
-            return self.allow_sdist
-        return canonicalize_name(name) in self.allow_sdist
+        return self.sdist_refused_by(name) is None
+
+    def sdist_refused_by(self, name: str) -> str | None:
+        """The setting that keeps ``name``'s sdists out of the lock, as the spec says it; None
+        when they may be locked (and built)."""
+        if self.policy.no_build:
+            return "[policy] no-build = true"
+        if self.allow_sdist is True:
+            return None
+        if self.allow_sdist is False:
+            return "allow-sdist = false"
+        if canonicalize_name(name) in self.allow_sdist:
+            return None
+        return f"allow-sdist (a list without {canonicalize_name(name)!r})"
 
     @property
     def targets(self) -> list[Target]:
@@ -235,7 +248,7 @@ def parse_spec(data: Mapping[str, Any], path: Path) -> Spec:
     constraints = _constraints(ctx, data.get("constraints", []), "constraints")
     indexes = parse_indexes(ctx, data.get("index"))
     exclude_newer = _timestamp(ctx, data.get("exclude-newer"), "exclude-newer")
-    allow_sdist = _allow_sdist(ctx, data.get("allow-sdist", False), "allow-sdist")
+    allow_sdist = _allow_sdist(ctx, data.get("allow-sdist", True), "allow-sdist")
     prerelease = _prerelease(ctx, data.get("prerelease", "disallow"), "prerelease")
     options = platform_options(ctx, data.get("platform-tags", {}))
     uniform = _bool(ctx, data.get("uniform-versions", False), "uniform-versions")

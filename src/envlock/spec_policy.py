@@ -9,6 +9,8 @@
 * ``allowed-licenses``: SPDX ids; a package whose license is outside them is a violation.
 * ``license-exceptions``: more SPDX ids allowed for some packages only, by name glob
   (``{ "nvidia-*" = ["LicenseRef-NVIDIA-Proprietary"] }``).
+* ``no-build``: no sdist may be locked for a target to build (no setup code runs): the resolver
+  takes wheels only, and a lock that holds an sdist a target would install is a violation.
 """
 
 from __future__ import annotations
@@ -31,7 +33,14 @@ from envlock._urls import strip_userinfo
 from envlock.spec_indexes import DEFAULT_INDEX_URL, Index
 from envlock.spec_values import Where, check_keys
 
-_POLICY_KEYS = {"allowed-indexes", "deny", "min-age", "allowed-licenses", "license-exceptions"}
+_POLICY_KEYS = {
+    "allowed-indexes",
+    "deny",
+    "min-age",
+    "allowed-licenses",
+    "license-exceptions",
+    "no-build",
+}
 # A package-name glob: name characters plus * and ? (no [...] classes: names have no brackets).
 _NAME_GLOB = re.compile(r"[A-Za-z0-9*?]([A-Za-z0-9._*?-]*[A-Za-z0-9*?])?")
 _UNITS = {
@@ -104,6 +113,7 @@ class SpecPolicy:
     allowed_licenses: tuple[str, ...] | None = None
     # (canonical name glob, SPDX ids it adds to allowed-licenses), in the spec's order
     license_exceptions: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    no_build: bool = False
 
     @property
     def empty(self) -> bool:
@@ -156,6 +166,8 @@ class SpecPolicy:
             out["allowed-licenses"] = sorted(self.allowed_licenses)
         if self.license_exceptions:
             out["license-exceptions"] = {g: sorted(ids) for g, ids in self.license_exceptions}
+        if self.no_build:  # absent when off: older locks stay fresh
+            out["no-build"] = True
         return out
 
 
@@ -199,6 +211,9 @@ def parse_policy(ctx: Where, value: Any, indexes: Sequence[Index]) -> SpecPolicy
             "policy.license-exceptions",
             "needs allowed-licenses (without it every license is allowed already)",
         )
+    no_build = value.get("no-build", False)
+    if not isinstance(no_build, bool):
+        raise ctx.fail("policy.no-build", "must be true or false")
     return SpecPolicy(
         allowed_indexes=None if allowed is None else _index_rules(ctx, allowed, indexes),
         deny=_deny(ctx, value.get("deny", [])),
@@ -206,6 +221,7 @@ def parse_policy(ctx: Where, value: Any, indexes: Sequence[Index]) -> SpecPolicy
         min_age_text=age_text,
         allowed_licenses=None if licenses is None else _licenses(ctx, licenses),
         license_exceptions=exceptions,
+        no_build=no_build,
     )
 
 

@@ -253,15 +253,20 @@ def test_extras_and_extras_of_extras(index, project):
 def test_no_wheel_for_target_is_a_clear_error(index, project):
     server = index([*native("nat", "1.0", LINUX), Dist("nat", "1.0", kind="sdist")])
     write_spec(
-        project, server.url, 'python = "3.11"\nplatforms = ["win-64"]\ndependencies = ["nat"]\n'
+        project,
+        server.url,
+        'python = "3.11"\nplatforms = ["win-64"]\ndependencies = ["nat"]\nallow-sdist = false\n',
     )
     r = envlock(project, "lock")
     assert r.code == 1
     assert "error: no version of nat can be installed on win-64 / cp311: nat 1.0: it has no " in (
         r.stderr
     )
-    assert "no wheel for Windows x86_64 (wheels for: manylinux_2_17_x86_64)" in r.stderr
-    assert 'hint: set allow-sdist = ["nat"] in the spec' in r.stderr
+    assert (
+        "no wheel for Windows x86_64 (wheels for: manylinux_2_17_x86_64), and allow-sdist = "
+        "false refuses its sdist"
+    ) in r.stderr
+    assert 'hint: set allow-sdist = ["nat"] (or true) in the spec' in r.stderr
     assert "Traceback" not in r.stderr
     assert not (project / "pylock.toml").exists()
 
@@ -562,9 +567,16 @@ def test_wheels_only_above_the_os_floor_suggest_the_floor_to_set(index, project)
             Dist("sci", "2.0", kind="sdist"),
         ]
     )
-    write_spec(
-        project, server.url, 'python = "3.11"\nplatforms = ["osx-arm64"]\ndependencies = ["sci"]\n'
+    spec = 'python = "3.11"\nplatforms = ["osx-arm64"]\ndependencies = ["sci"]\n'
+    write_spec(project, server.url, spec)
+    r = envlock(project, "lock")  # by default its sdist is locked, and the summary says why
+    assert r.code == 0, r.stderr
+    assert selected(project / "pylock.toml", "osx-arm64") == {"sci": "2.0"}
+    assert (
+        "sci 2.0 (osx-arm64): its macOS arm64 wheels need macOS 14.0 (the floor is 13.0)"
+        in r.stderr
     )
+    write_spec(project, server.url, spec + "allow-sdist = false\n")
     r = envlock(project, "lock")
     assert r.code == 1
     assert "no version of sci can be installed on osx-arm64 / cp311" in r.stderr

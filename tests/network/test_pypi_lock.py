@@ -59,17 +59,19 @@ def test_real_source_only_release_with_allow_sdist(tmp_path: Path) -> None:
     assert "Warning" not in r.stderr  # the backend's own chatter stays out of our output
 
 
-def test_source_only_release_is_refused_without_allow_sdist(tmp_path: Path) -> None:
+def test_source_only_release_is_refused_with_allow_sdist_false(tmp_path: Path) -> None:
     (tmp_path / "envlock.toml").write_text(
         'python = "3.11"\nplatforms = ["linux-64"]\ndependencies = ["fancyimpute==0.7.0"]\n'
+        "allow-sdist = false\n"
     )
     r = envlock(tmp_path, "lock")
     assert r.code == 1
     assert (
         "error: no version of fancyimpute==0.7.0 can be installed on linux-64 / cp311: "
-        "fancyimpute 0.7.0: it has only a source distribution"
+        "fancyimpute 0.7.0: it has only a source distribution, and allow-sdist = false refuses "
+        "its sdist"
     ) in r.stderr
-    assert 'hint: set allow-sdist = ["fancyimpute"] in the spec' in r.stderr
+    assert 'hint: set allow-sdist = ["fancyimpute"] (or true) in the spec' in r.stderr
 
 
 def test_bundled_interpreter_entries_come_from_pbs_installers_table(tmp_path: Path) -> None:

@@ -236,18 +236,6 @@ GLIBC_234 = "cp311-cp311-manylinux_2_34_x86_64"
             'set a python in the spec that it has wheels for (e.g. python = "3.13")',
         ),
         (
-            [Dist("x", "1.0", tag="cp311-cp311-win_amd64"), Dist("x", "1.0", kind="sdist")],
-            LINUX,
-            "it has no wheel for Linux x86_64 (wheels for: win_amd64)",
-            'set allow-sdist = ["x"] in the spec',
-        ),
-        (
-            [Dist("x", "1.0", kind="sdist")],
-            LINUX,
-            "it has only a source distribution",
-            'set allow-sdist = ["x"] in the spec',
-        ),
-        (
             [Dist("x", "1.0", tag="cp311-cp311-win_amd64")],
             LINUX,
             "it has no wheel for Linux x86_64 (wheels for: win_amd64)",
@@ -281,6 +269,150 @@ def test_no_usable_file_names_the_cause_and_the_setting(
         f"no version of x can be installed on {target.label}: x {dists[0].version}: {detail}"
     )
     assert err.hint == hint
+
+
+# --- sdists: used like pip and uv, unless the spec turns them off --------------------------------
+
+WHEELS_OFF = Policy(sdist_refused_by=lambda name: "allow-sdist = false")
+
+
+def _pendulum_like() -> list[Dist]:
+    """An old release with a universal wheel; the newest has an sdist and wheels for old
+    Pythons only (pendulum 0.4 vs 2.1.2)."""
+    old = [Dist("clock", "0.4")]
+    newest = [Dist("clock", "2.1.2", tag=f"cp3{i}-cp3{i}-manylinux1_x86_64") for i in range(5, 10)]
+    return [*old, *newest, Dist("clock", "2.1.2", kind="sdist")]
+
+
+def test_sdist_of_the_newest_version_is_chosen_over_an_old_wheel_by_default() -> None:
+    res, _ = _resolve(_pendulum_like(), "clock<3")
+    assert _pins(res) == {"clock": "2.1.2"}
+    assert res.packages["clock"].file.filename == "clock-2.1.2.tar.gz"
+
+
+def test_a_compatible_wheel_wins_over_the_sdist_of_the_same_version() -> None:
+    res, _ = _resolve([Dist("x", "1.0", kind="sdist"), Dist("x", "1.0")], "x")
+    assert res.packages["x"].file.filename == "x-1.0-py3-none-any.whl"
+
+
+def test_with_sdists_off_the_old_wheel_is_locked() -> None:
+    res, _ = _resolve(_pendulum_like(), "clock<3", policy=WHEELS_OFF)
+    assert _pins(res) == {"clock": "0.4"}
+
+
+@pytest.mark.parametrize(
+    ("refused", "detail", "hint"),
+    [
+        (
+            "allow-sdist = false",
+            "it has only a source distribution, and allow-sdist = false refuses its sdist",
+            'set allow-sdist = ["x"] (or true) in the spec',
+        ),
+        (
+            "allow-sdist (a list without 'x')",
+            "it has only a source distribution, and allow-sdist (a list without 'x') refuses "
+            "its sdist",
+            'add "x" to allow-sdist in the spec',
+        ),
+        (
+            "[policy] no-build = true",
+            "it has only a source distribution, and [policy] no-build = true refuses its sdist",
+            "pin a version of x with a wheel for this platform, or lift [policy] no-build = true",
+        ),
+    ],
+)
+def test_a_refused_sdist_names_the_package_and_the_setting(
+    refused: str, detail: str, hint: str
+) -> None:
+    policy = Policy(sdist_refused_by=lambda name: refused)
+    err = _error([Dist("x", "1.0", kind="sdist")], "x", policy=policy)
+    assert str(err) == f"no version of x can be installed on linux-64 / cp311: x 1.0: {detail}"
+    assert err.hint == hint
+
+
+def test_a_refused_sdist_beside_wheels_for_other_pythons_names_both() -> None:
+    err = _error(_pendulum_like(), "clock==2.1.2", policy=WHEELS_OFF)
+    assert str(err) == (
+        "no version of clock==2.1.2 can be installed on linux-64 / cp311: clock 2.1.2: its Linux "
+        "x86_64 wheels are for cp35-cp39, not cp311, and allow-sdist = false refuses its sdist"
+    )
+
+
+def test_an_unusable_pin_is_named_not_a_package_that_agrees_with_it() -> None:
+    # djj asks jinja2>=3, which the spec's jinja2==3.1.6 satisfies: no clash. What fails is
+    # that jinja2 3.1.6 has no file for this target.
+    old = [
+        Dist("jinja2", "3.1.6", tag=f"cp3{i}-cp3{i}-manylinux_2_17_x86_64") for i in range(6, 10)
+    ]
+    dists = [
+        Dist("djj", "1.0", requires=["jinja2>=3"]),
+        Dist("djj", "0.9", requires=["jinja2>=3"]),
+        *old,
+        Dist("jinja2", "3.1.5"),
+    ]
+    err = _error(dists, "djj", "jinja2==3.1.6")
+    assert str(err) == (
+        "no version of jinja2==3.1.6 can be installed on linux-64 / cp311: jinja2 3.1.6: its "
+        "Linux x86_64 wheels are for cp36-cp39, not cp311"
+    )
+    assert "djj" not in str(err) and err.hint != "relax one of these requirements"
+
+
+def test_a_transitive_unusable_version_both_requirements_allow_is_not_called_a_clash() -> None:
+    old = [Dist("lib", "2.0", tag=f"cp3{i}-cp3{i}-manylinux_2_17_x86_64") for i in range(6, 10)]
+    dists = [Dist("app", "1.0", requires=["mid"]), Dist("mid", "1.0", requires=["lib>=2"]), *old]
+    dists.append(Dist("lib", "1.0"))
+    err = _error(dists, "app", "lib>=1.5")
+    assert "lib 2.0: its Linux x86_64 wheels are for cp36-cp39, not cp311" in str(err)
+    assert "but the spec requires" not in str(err)
+    assert err.hint == 'set a python in the spec that it has wheels for (e.g. python = "3.9")'
+
+
+def test_a_transitive_sdist_only_dependency_names_the_package_and_the_setting() -> None:
+    dists = [
+        Dist("top", "1.0", requires=["app"]),
+        Dist("app", "1.0", requires=["lib"]),
+        Dist("lib", "1.0", kind="sdist"),
+    ]
+    err = _error(dists, "top", policy=WHEELS_OFF)
+    assert (
+        "  lib 1.0: it has only a source distribution, and allow-sdist = false refuses its sdist"
+        in str(err).splitlines()
+    )
+    assert err.hint == 'set allow-sdist = ["lib"] (or true) in the spec'
+
+
+def test_a_deny_rule_that_blocks_a_needed_package_is_named_in_a_few_lines() -> None:
+    dists = [Dist("app", f"1.{i}", requires=[f"mid>=1.{i}"]) for i in range(30)]
+    dists += [Dist("mid", f"1.{i}", requires=[f"lib>={i % 5 + 1}"]) for i in range(30)]
+    dists += [Dist("lib", f"{i}.0") for i in range(1, 6)]
+    err = _error(dists, "app", policy=Policy(deny=(Requirement("lib"),)))
+    lines = str(err).splitlines()
+    assert (
+        lines[0]
+        == "cannot resolve for linux-64 / cp311: a [policy] deny rule blocks a package it needs:"
+    )
+    assert lines[-1].endswith(": denied by the [policy] deny rule 'lib'")
+    assert len(lines) <= 5
+    assert err.hint == "change the [policy] deny rule 'lib' if this version is acceptable"
+
+
+# --- known confusions ----------------------------------------------------------------------------
+
+
+def test_a_confusable_name_is_warned_about_with_the_right_one() -> None:
+    res, _ = _resolve(
+        [Dist("sklearn", "0.0", requires=["scikit-learn"]), Dist("scikit-learn", "1.5")], "sklearn"
+    )
+    assert res.warnings == (
+        "sklearn is often confused for scikit-learn: did you mean scikit-learn? (the spec "
+        "requires sklearn)",
+    )
+
+
+def test_a_confusable_name_that_fails_to_resolve_gets_the_hint() -> None:
+    err = _error([Dist("sklearn", "0.0.post12", kind="sdist")], "sklearn", policy=WHEELS_OFF)
+    assert err.hint == "sklearn is often confused for scikit-learn: did you mean scikit-learn?"
 
 
 def test_exclude_newer_is_named_as_the_cause() -> None:

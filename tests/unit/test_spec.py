@@ -101,7 +101,7 @@ def test_defaults_when_optional_keys_absent() -> None:
     assert root.python == "3.11.7"
     assert root.dependencies == ()
     assert root.exclude_newer is None
-    assert root.allow_sdist is False
+    assert root.allow_sdist is True  # like pip and uv
     assert root.prerelease == "disallow"
     assert root.platform_options == PlatformOptions()
 
@@ -402,6 +402,24 @@ def test_bad_prerelease_value_is_error() -> None:
     assert message.startswith("/proj/envlock.toml: key 'prerelease': must be one of")
     assert "'disallow'" in message and "'allow'" in message
     assert err.exit_code == 2
+
+
+def test_allow_sdist_false_and_no_build_refuse_sdists_naming_the_setting() -> None:
+    base = 'python = "3.11"\nplatforms = ["linux-64"]\n'
+    assert _parse(base).root.sdist_refused_by("x") is None
+    off = _parse(base + "allow-sdist = false\n").root
+    assert off.sdist_refused_by("x") == "allow-sdist = false"
+    listed = _parse(base + 'allow-sdist = ["a"]\n').root
+    assert listed.sdist_refused_by("a") is None
+    assert listed.sdist_refused_by("B") == "allow-sdist (a list without 'b')"
+    policy = _parse(base + 'allow-sdist = ["a"]\n[policy]\nno-build = true\n').root
+    assert policy.sdist_refused_by("a") == "[policy] no-build = true"
+    assert policy.content_hash() != listed.content_hash()
+
+
+def test_no_build_must_be_a_boolean() -> None:
+    err = _error('python = "3.11"\nplatforms = ["linux-64"]\n[policy]\nno-build = "yes"\n')
+    assert "key 'policy.no-build': must be true or false" in str(err)
 
 
 def test_bad_allow_sdist_value_is_error() -> None:

@@ -19,7 +19,8 @@ from packaging.utils import NormalizedName
 from packaging.version import Version
 
 from envlock.actions.interpreter import InterpreterLock, lock_interpreters
-from envlock.actions.lock_policy import enforce, held_back, resolver_policy, utcnow
+from envlock.actions.lock_policy import enforce, raise_violations, resolver_policy, utcnow
+from envlock.actions.lock_skips import Skipped, from_source, skipped
 from envlock.audit.policy import Finding
 from envlock.builds.locking import lock_builds
 from envlock.cache.registry import remember_lock
@@ -74,7 +75,9 @@ class LockResult:
     changes: tuple[str, ...] = ()  # what changed since the last lock (envlock.lock.diff lines)
     warnings: tuple[str, ...] = field(default=())
     interpreters: Mapping[str, LockedInterpreter] = field(default_factory=dict)
-    held_back: tuple[str, ...] = ()  # newer releases [policy] min-age kept out
+    # packages locked older than the newest in range, and why (not those a split explains)
+    skipped: tuple[Skipped, ...] = ()
+    from_source: tuple[str, ...] = ()  # packages a target builds from the sdist, and why
 
 
 _MAX_UNIFORM_ROUNDS = 50
@@ -91,7 +94,8 @@ class _Plan:
     resolutions: list[Resolution]
     splits: tuple[VersionSplit, ...]
     interpreters: InterpreterLock
-    held_back: tuple[str, ...]
+    skipped: tuple[Skipped, ...]
+    from_source: tuple[str, ...]
     notes: list[str]
 
 
@@ -104,6 +108,7 @@ def lock_environments(
     progress = progress or LockProgress()
     now = options.now or utcnow()
     plans: list[_Plan] = []
+    violations: list[tuple[EnvironmentSpec, list[Finding]]] = []
     with HttpClient.for_environments(envs) as http:
         session = IndexSession(http, options.cache_dir, progress)
         for env in envs:
@@ -123,11 +128,16 @@ def lock_environments(
                 env, session, locker.repo, locker.policy, resolutions, digests, locker.previous
             )
             document["tool"]["envlock"].update(builds.to_dict())
-            # The lock as it will be read back: checked against the policy now (a violation
-            # stops here, nothing written), compared with the previous one after writing.
+            # The lock as it will be read back: checked against the policy now (violations of
+            # every environment stop the run, nothing written), compared with the previous one
+            # after writing.
             candidate = lockfile.parse(env.lock_path, lockfile.render(document))
-            unknown = enforce(env, candidate, now)
+            found = enforce(env, candidate, now)
+            if any(f.severity == "violation" for f in found):
+                violations.append((env, found))  # every environment's, in one error
+                continue
             splits = locker.splits(resolutions)  # may look at pages again: before the close
+            explained = {(s.name, v) for s in splits for v in s.versions.values()}
             plans.append(
                 _Plan(
                     env,
@@ -137,10 +147,16 @@ def lock_environments(
                     resolutions,
                     splits,
                     interpreters,
-                    held_back(resolutions, locker.repo, locker.policy),
-                    _unknown_licenses(unknown),
+                    tuple(
+                        s
+                        for s in locker.skipped(resolutions)
+                        if (s.name, s.newest) not in explained
+                    ),
+                    from_source(resolutions, locker.repo),
+                    _unknown_licenses(found),
                 )
             )
+    raise_violations(violations)
     results = []
     # Write only after every environment resolved: a failure leaves all locks as they were.
     for plan in plans:
@@ -167,7 +183,8 @@ def lock_environments(
                     )
                 ),
                 interpreters=interpreters.chosen,
-                held_back=plan.held_back,
+                skipped=plan.skipped,
+                from_source=plan.from_source,
             )
         )
     return results
@@ -265,6 +282,10 @@ class _EnvLocker:
                 f"platforms allow ({', '.join(sorted(held))}): {exc.message}",
                 hint="set uniform-versions = false to let platforms differ, or pin the package",
             ) from None
+
+    def skipped(self, resolutions: Sequence[Resolution]) -> tuple[Skipped, ...]:
+        """Packages locked older than the newest in range, and why."""
+        return skipped(resolutions, self.repo, self.policy, self.preferences)
 
     def splits(self, resolutions: Sequence[Resolution]) -> tuple[VersionSplit, ...]:
         """Every package whose version differs between platforms, with the reason."""

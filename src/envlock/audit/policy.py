@@ -1,5 +1,6 @@
-"""A lock checked against the spec's ``[policy]``: every package's index, version, license and
-upload time. Pure: ``lock`` runs it on what it resolved before writing, ``audit`` on a lock.
+"""A lock checked against the spec's ``[policy]``: every package's index, version, license,
+upload time, and (``no-build``) whether a target would build it from its sdist. Pure: ``lock``
+runs it on what it resolved before writing, ``audit`` on a lock.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ class Finding:
 
     name: str
     version: str
-    rule: str  # "allowed-indexes" | "deny" | "min-age" | "allowed-licenses"
+    rule: str  # "allowed-indexes" | "deny" | "min-age" | "allowed-licenses" | "no-build"
     message: str
     severity: Severity = "violation"
 
@@ -53,6 +54,13 @@ def check(
     targets = [t for p, t in sorted(lock.targets.items()) if not platforms or p in platforms]
     rules = policy.deny_rules
     out: list[Finding] = []
+    # no-build: which targets install a package from its sdist (the PEP 751 selection).
+    built: dict[tuple[str, str], list[str]] = {}
+    if policy.no_build:
+        for target in targets:
+            for art in lock.artifacts(target):
+                if not art.is_wheel:
+                    built.setdefault((art.name, art.version), []).append(target.platform)
     for pkg in lock.pylock.packages:
         on = [t for t in targets if marker_matches(pkg.marker, t)]
         if not on or pkg.version is None:
@@ -72,11 +80,21 @@ def check(
             stray = [f for f in files if f.url and not policy.file_allowed(pkg.index, f.url)]
             if stray:
                 add("allowed-indexes", _stray_files(stray, pkg.index))
+        denied: dict[str, list[str]] = {}  # rule -> the platforms it holds on
         for target in on:
             rule = denied_by(rules, name, pkg.version, target.environment)
             if rule is not None:
-                add("deny", f"denied by the rule {str(rule)!r} ({target.platform})")
-                break
+                denied.setdefault(str(rule), []).append(target.platform)
+        for rule_text, held in denied.items():
+            add("deny", f"denied by the rule {rule_text!r} ({', '.join(held)})")
+        platforms_building = built.get((name, version))
+        if platforms_building:
+            sdist = pkg.sdist.filename if pkg.sdist is not None else "its sdist"
+            add(
+                "no-build",
+                f"{sdist} would be built on {', '.join(platforms_building)}, which "
+                "[policy] no-build = true forbids",
+            )
         permitted = policy.licenses_for(name)
         if permitted is not None:
             license = lock.license(name, version)

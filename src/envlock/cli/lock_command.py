@@ -128,10 +128,7 @@ def _summary(r: LockResult) -> None:
         info(f"  interpreter: {' | '.join(labels)} (bundled)")
     for warning in r.warnings:
         warn(warning)
-    if r.held_back:
-        info(f"  held back by min-age ({r.env.policy.min_age_text}):")
-        for line in r.held_back:
-            info(f"    {line}")
+    _skipped(r)
     if r.changes:
         info("  changes since the last lock:")
         from rich.markup import escape
@@ -152,6 +149,31 @@ def _summary(r: LockResult) -> None:
                 info(f"      {plat}: {reason}")
     for name, version in r.versions.items():
         debug(f"  {name} {version}")
+
+
+def _skipped(r: LockResult) -> None:
+    """Packages locked from their sdist, and those older than the newest version in range:
+    which, and why."""
+    from rich.markup import escape
+
+    if r.from_source:
+        info("  built from source (at fetch time, once):")
+        for line in r.from_source:
+            info(f"    {escape(line)}")
+    causes = [s for s in r.skipped if not s.kept]
+    if causes:
+        info("  older than the newest in range:")
+        for s in causes:
+            where = f" ({', '.join(s.platforms)})" if len(s.platforms) < len(r.counts) else ""
+            info(f"    {escape(s.describe())}{where}")
+    kept = sorted({s.name for s in r.skipped if s.kept})
+    if kept:
+        n = len(kept)
+        info(
+            f"  {n} package{'s' if n > 1 else ''} kept at the locked version though newer "
+            "ones are in range (--upgrade to move them)"
+        )
+        debug(f"    {', '.join(kept)}")
 
 
 def platforms(

@@ -121,12 +121,15 @@ def isolated_builder(
 
 def _last_line(exc: BaseException) -> str:
     text = str(exc).strip()
-    for attr in ("stderr", "output"):
-        extra = getattr(exc, attr, None)
-        if isinstance(extra, bytes):
-            extra = extra.decode(errors="replace")
-        if isinstance(extra, str) and extra.strip():
-            text = extra.strip()
+    # build's BuildBackendException wraps the runner's CalledProcessError, whose output holds
+    # the backend's own last words.
+    for source in (exc, getattr(exc, "exception", None)):
+        for attr in ("stderr", "output"):
+            extra = getattr(source, attr, None)
+            if isinstance(extra, bytes):
+                extra = extra.decode(errors="replace")
+            if isinstance(extra, str) and extra.strip():
+                text = extra.strip()
     lines = [ln for ln in text.splitlines() if ln.strip()]
     return (lines[-1] if lines else type(exc).__name__)[:300]
 

@@ -12,11 +12,13 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
 from envlock.core_metadata import requires_key
+from envlock.errors import ResolutionError
 from envlock.index.repository import Repository
 from envlock.index.simple import DistFile
 from envlock.platforms import Target
 from envlock.progress import LockProgress
 from envlock.resolve.candidates import PYTHON, Policy, Req
+from envlock.resolve.confusions import confusion
 from envlock.resolve.constraints import on_target, uniform_constraints
 from envlock.resolve.explain import explain, explain_too_deep
 from envlock.resolve.prefetch import Crawler
@@ -89,9 +91,9 @@ def resolve(
     try:
         result = resolver.resolve(roots, max_rounds=MAX_ROUNDS)
     except resolvelib.ResolutionImpossible as exc:
-        raise explain(list(exc.causes), provider, reporter, target) from None
+        raise _hinted(explain(list(exc.causes), provider, reporter, target), provider) from None
     except resolvelib.ResolutionTooDeep:
-        raise explain_too_deep(provider, reporter, target) from None
+        raise _hinted(explain_too_deep(provider, reporter, target), provider) from None
     packages: dict[NormalizedName, ResolvedPackage] = {}
     warnings: list[str] = []
     for key, cand in result.mapping.items():
@@ -119,9 +121,23 @@ def resolve(
             asked,
             meta.license,
         )
+        confused = confusion(name)
+        if confused is not None:
+            asked_by = ", ".join(sorted({who for who, _ in asked}))
+            warnings.append(f"{confused} ({asked_by} requires {name})")
         if file.yanked:
             why = f": {file.yank_reason}" if file.yank_reason else ""
             warnings.append(
                 f"{name} {cand.version} is yanked{why} (locked because it is pinned with ==)"  # type: ignore[attr-defined]
             )
     return Resolution(target, dict(sorted(packages.items())), tuple(warnings))
+
+
+def _hinted(error: ResolutionError, provider: Provider) -> ResolutionError:
+    """``error``, with the hint that a project it names is often asked for by mistake."""
+    seen = {r.name for r in provider.roots} | provider.missing | set(provider.rejections)
+    for name in sorted(seen):
+        hint = confusion(name)
+        if hint is not None and name in error.message:
+            return ResolutionError(error.message, hint=hint)
+    return error

@@ -1,9 +1,10 @@
 """Which versions of a project a target can use, and exactly why the others cannot. Pure.
 
 A version is a candidate when, after the policy filters (``exclude-newer``, yanked unless
-pinned, ``Requires-Python``), it has a wheel the target accepts (best tag first) or an sdist the
-spec allows. Otherwise :func:`evaluate` returns a :class:`Rejection` that names the cause and the
-one setting that would change the answer (:func:`diagnose_wheels`).
+pinned, ``Requires-Python``), it has a wheel the target accepts (best tag first) or, as with pip
+and uv, an sdist (unless the spec turned sdists off). Otherwise :func:`evaluate` returns a
+:class:`Rejection` that names the cause and the one setting that would change the answer
+(:func:`diagnose_wheels`).
 """
 
 from __future__ import annotations
@@ -112,7 +113,8 @@ class Policy:
 
     prerelease: Literal["disallow", "allow"] = "disallow"
     exclude_newer: datetime | None = None
-    sdist_allowed: Callable[[str], bool] | None = None
+    # The setting that refuses a project's sdists (as the spec says it), None when allowed.
+    sdist_refused_by: Callable[[str], str | None] = lambda name: None
     deny: tuple[Requirement, ...] = ()  # [policy] deny: never chosen, even when pinned
     # [policy] min-age: files uploaded after this are held back, except for the versions the
     # spec itself pins with == (an explicit decision; a dependency's pin is not one).
@@ -194,7 +196,7 @@ class Evaluator:
             )
         chosen = self.best_file(usable)
         if chosen is None:
-            return diagnose_wheels(name, usable, self.target, self.policy.sdist_allowed)
+            return diagnose_wheels(name, usable, self.target, self.policy.sdist_refused_by)
         return Candidate(name, version, frozenset(), chosen, chosen.requires_python)
 
     def _cooldown(
@@ -225,8 +227,7 @@ class Evaluator:
         if wheel is not None:
             return wheel
         sdists = [f for f in files if not f.is_wheel]
-        allowed = self.policy.sdist_allowed
-        if sdists and allowed is not None and allowed(files[0].name):
+        if sdists and self.policy.sdist_refused_by(files[0].name) is None:
             # Prefer .tar.gz (the standard sdist format) over legacy .zip.
             return sorted(sdists, key=lambda f: (not f.filename.endswith(".tar.gz"), f.filename))[0]
         return None
@@ -247,20 +248,52 @@ def diagnose_wheels(
     name: str,
     files: Sequence[DistFile],
     target: Target,
-    sdist_allowed: Callable[[str], bool] | None = None,
+    sdist_refused_by: Callable[[str], str | None] = lambda name: None,
 ) -> Rejection:
     """Why none of ``files`` installs on ``target``, and the one setting that would change it.
 
     A wheel whose Python tags fit but whose platform tag is the target's OS and architecture
     above a floor names that floor; one whose platform fits but Python tags do not names the
     Python; otherwise the platforms its wheels are for are listed, and nothing promises more.
+    An sdist the spec refuses is named with the setting that refuses it (building it is what
+    pip and uv would do).
     """
+    wheels = [f for f in files if f.is_wheel]
+    tags = tuple(sorted({t.platform for f in wheels for t in f.tags}))
+    refused = sdist_refused_by(name) if any(not f.is_wheel for f in files) else None
+    found = _wheels_unusable(wheels, target, tags)
+    if refused is None:
+        if found is not None:
+            return found
+        if not wheels:
+            return Rejection("no_wheel", "it has no files this target can use")
+        where = target.platform_info.description
+        return Rejection(
+            "no_wheel", f"it has no wheel for {where} (wheels for: {', '.join(tags)})", None, tags
+        )
+    fix = _sdist_fix(name, refused)
+    if found is not None:
+        detail = found.detail
+        if found.fix and found.fix.startswith("set [platform-tags]"):
+            fix = found.fix  # a floor the machines may well meet: closer than a build
+    elif wheels:
+        detail = f"it has no wheel for {target.platform_info.description} (wheels for: "
+        detail += f"{', '.join(tags)})"
+    else:
+        detail = "it has only a source distribution"
+    detail += f", and {refused} refuses its sdist"
+    return Rejection("sdist_only", detail, fix, tags)
+
+
+def _wheels_unusable(
+    wheels: Sequence[DistFile], target: Target, tags: tuple[str, ...]
+) -> Rejection | None:
+    """The wheels' near miss (a floor, a Python, musl), or None when they are simply for
+    other platforms (or there are none)."""
     platform = target.platform_info
     options = target.options
     pairs = {(t.interpreter, t.abi) for t in target.tags}
     plats = set(target.platform_tags) | {"any"}
-    wheels = [f for f in files if f.is_wheel]
-    tags = tuple(sorted({t.platform for f in wheels for t in f.tags}))
     glibc: list[tuple[int, int]] = []
     macos: list[tuple[int, int]] = []
     musl: list[tuple[int, int]] = []
@@ -329,22 +362,34 @@ def diagnose_wheels(
         versions = sorted(pythons, key=_python_order)
         return Rejection(
             "no_wheel",
-            f"its {where} wheels are for {', '.join(versions)}, not {target.abi}",
+            f"its {where} wheels are for {_python_span(versions)}, not {target.abi}",
             "set a python in the spec that it has wheels for"
             + (f" (e.g. {_python_text(versions[-1])})" if _python_text(versions[-1]) else ""),
             tags,
         )
-    sdists = [f for f in files if not f.is_wheel]
-    if sdists and (sdist_allowed is None or not sdist_allowed(name)):
-        detail = f"it has no wheel for {where}" if wheels else "it has only a source distribution"
-        if wheels:
-            detail += f" (wheels for: {', '.join(tags)})"
-        return Rejection("sdist_only", detail, f'set allow-sdist = ["{name}"] in the spec', tags)
-    if not wheels:
-        return Rejection("no_wheel", "it has no files this target can use")
-    return Rejection(
-        "no_wheel", f"it has no wheel for {where} (wheels for: {', '.join(tags)})", None, tags
-    )
+    return None
+
+
+def _sdist_fix(name: str, refused: str) -> str:
+    if refused.startswith("[policy]"):
+        return f"pin a version of {name} with a wheel for this platform, or lift {refused}"
+    if refused.startswith("allow-sdist ("):
+        return f'add "{name}" to allow-sdist in the spec'
+    return f'set allow-sdist = ["{name}"] (or true) in the spec'
+
+
+def _python_span(interpreters: Sequence[str]) -> str:
+    """``cp36-cp39, pp310`` for sorted interpreter tags: runs of consecutive minors joined."""
+    runs: list[list[str]] = []
+    for tag in interpreters:
+        m = re.fullmatch(r"([a-z]+)3(\d+)", tag)
+        if runs and m:
+            prev = re.fullmatch(r"([a-z]+)3(\d+)", runs[-1][-1])
+            if prev and prev.group(1) == m.group(1) and int(prev.group(2)) + 1 == int(m.group(2)):
+                runs[-1].append(tag)
+                continue
+        runs.append([tag])
+    return ", ".join(", ".join(r) if len(r) < 3 else f"{r[0]}-{r[-1]}" for r in runs)
 
 
 def _python_order(interpreter: str) -> tuple[int, str]:

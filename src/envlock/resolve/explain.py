@@ -19,6 +19,7 @@ from envlock.resolve.provider import Info, Provider
 from envlock.resolve.reporter import Reporter
 
 _MAX_LINES = 10
+_DENY_CHAIN = 3  # requirement lines shown above a deny rule that blocks what they need
 
 
 def explain(
@@ -35,10 +36,16 @@ def explain(
 def _root_causes(provider: Provider) -> list[Info]:
     lookahead = provider.lookahead
     lookahead.enable()
-    for req in provider.roots:
-        spec = provider.root_specs.get(req.name, req.specifier)
-        if not lookahead.viable(req.name, spec, DEPTH):
-            return [RequirementInformation(r, None) for r in provider.roots if r.name == req.name]
+    # A requirement of the spec with no usable file at all (a pin whose wheels are for other
+    # Pythons, say) is the story before any requirement that merely needs it: otherwise a
+    # package asking for "jinja2>=3" is blamed for the spec's unusable "jinja2==3.1.6".
+    for depth in (0, DEPTH):
+        for req in provider.roots:
+            spec = provider.root_specs.get(req.name, req.specifier)
+            if not lookahead.viable(req.name, spec, depth):
+                return [
+                    RequirementInformation(r, None) for r in provider.roots if r.name == req.name
+                ]
     return []
 
 
@@ -79,6 +86,7 @@ class _Explainer:
         self.fixes: list[str] = []
         self.explained: set[str] = set()
         self.clash = False
+        self.denied: list[str] = []  # "lib 1.0 … 2.0: denied by the [policy] deny rule 'lib'"
 
     def explain(self, causes: Sequence[Info]) -> ResolutionError:
         where = self.target.label
@@ -115,6 +123,8 @@ class _Explainer:
         single = self._single_no_wheel(names, causes)
         if single is not None:
             return single
+        if self.denied:
+            return self._denied(where)
         shown = self.lines[:_MAX_LINES]
         if len(self.lines) > _MAX_LINES:
             shown.append(f"… and {len(self.lines) - _MAX_LINES} more")
@@ -122,6 +132,20 @@ class _Explainer:
         if self.fixes and not self.clash:
             hint = self.fixes[0]
         return ResolutionError(f"cannot resolve for {where}:\n  " + "\n  ".join(shown), hint=hint)
+
+    def _denied(self, where: str) -> ResolutionError:
+        """A deny rule took away what is needed: the rule first, then the shortest chain that
+        leads to it (not every requirement that ends there)."""
+        first = self.denied[0]
+        at = self.lines.index(first)
+        chain = self.lines[:at][-_DENY_CHAIN:]
+        lines = [*chain, first]
+        fix = next((f for f in self.fixes if "deny rule" in f), None)
+        return ResolutionError(
+            f"cannot resolve for {where}: a [policy] deny rule blocks a package it needs:\n  "
+            + "\n  ".join(lines),
+            hint=fix,
+        )
 
     def _missing(self, name: str, asker: str, text: str) -> ResolutionError:
         urls = ", ".join(redact(i.url) for i in self.p.repo.indexes)
@@ -219,11 +243,17 @@ class _Explainer:
             label = f"{name} {span(vs, all_versions)}"
             plural = len(vs) > 1
             if kind == "conflict":
-                self.clash = True
                 c = conflicts[(kind, detail)]
                 self.lines.append(f"{label} require{'' if plural else 's'} {c.requirement.text}")
                 dep = c.requirement.name
-                if c.spec_requirement is not None:
+                both = self._both(dep, c.requirement.specifier, c.spec_requirement)
+                if both and depth < 3 and dep not in self.explained:
+                    # Both requirements allow these versions: what is wrong is the versions
+                    # themselves (no file for the target, say), not a clash.
+                    self.explained.add(dep)
+                    self._rejected(dep, both[0], both[1], depth + 1)
+                elif c.spec_requirement is not None:
+                    self.clash = True
                     if dep == PYTHON:
                         self.lines[-1] += f", the target is {self.target.python_full_version}"
                     elif dep not in self.explained:
@@ -245,7 +275,23 @@ class _Explainer:
                 self.lines.append(f"{label} conflict{'' if plural else 's'} with the other pins")
             else:
                 self.lines.append(f"{label}: {detail}")
+                if kind == "denied":
+                    self.denied.append(self.lines[-1])
         self.lines.extend(trailer)
+
+    def _both(
+        self, name: str, spec: SpecifierSet, root: SpecifierSet | None
+    ) -> tuple[list[Version], list[Version]] | None:
+        """The versions of ``name`` on the index that a dependency's ``spec`` and the spec's
+        own ``root`` requirement both allow (with all of its versions), or None if there are
+        none: then the two requirements really clash."""
+        if root is None or name == PYTHON:
+            return None
+        page = self.p.repo.project(name)
+        if page is None:
+            return None
+        both = [v for v in page.versions if (spec & root).contains(v, prereleases=True)]
+        return (both, list(page.versions)) if both else None
 
     def _chain(self, parent: Candidate | None) -> str:
         """``the spec`` or ``A 1.0`` with, one level up, why A is there."""
