@@ -37,6 +37,11 @@ from envlock.spec import EnvironmentSpec
 _CACHE = "build-requires-v1"
 
 
+def _wheels_only(name: str) -> str:
+    """Why a build package's sdist is refused (the resolver's message names the setting)."""
+    return "envlock's rule for build dependencies (wheels only: they are installed, never built)"
+
+
 @dataclass(frozen=True)
 class _Requires:
     backend: str
@@ -103,7 +108,7 @@ class _BuildLocker:
         self.repo = repo
         # Build packages are installed, never built: no sdists among them. A spec's own == pins
         # are for the environment, not for its build tools, so none is exempt from min-age.
-        self.policy = replace(policy, sdist_allowed=None, cooldown_exempt=frozenset())
+        self.policy = replace(policy, sdist_refused_by=_wheels_only, cooldown_exempt=frozenset())
         self.previous = previous
         self.store = ArtifactStore(session.cache_dir)
         self.files: dict[str, BuildFile] = {}
