@@ -79,7 +79,7 @@ def check_foreign(path: Path, pylock: Pylock) -> None:
         if pkg.sdist is not None:
             files.append(("sdist", pkg.sdist))
         for key, dist in files:
-            name = dist.name or (dist.url or "").rsplit("/", 1)[-1] or str(dist.path)
+            name = dist.filename
             if dist.url is None:
                 raise UsageError(
                     f"{where}: {key} ({name}) has no url, only the local path {dist.path!r}; "
