@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -61,3 +62,25 @@ def _link_new(tmp: str, path: Path) -> None:
         if os.path.lexists(path):
             raise FileExistsError(errno.EEXIST, "File exists", str(path)) from None
         os.replace(tmp, path)
+
+
+def read_regular(path: Path, limit: int) -> bytes:
+    """At most ``limit + 1`` bytes of the regular file ``path`` (the caller compares with
+    ``limit``). Opened without blocking and checked with ``fstat``: a FIFO, a device or a
+    directory put where a spec or lock belongs raises ``OSError`` (EINVAL) instead of hanging or
+    reading forever."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        chunks = []
+        left = limit + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)

@@ -15,6 +15,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
+from envlock.errors import IntegrityError
 from envlock.licenses import from_metadata
 
 
@@ -69,6 +70,19 @@ def parse_metadata(raw: bytes) -> CoreMetadata:
         license=from_metadata(
             fields.get("license_expression"), fields.get("license"), fields.get("classifiers", [])
         ),
+    )
+
+
+def check_identity(meta: CoreMetadata, name: str, version: Version, filename: str) -> None:
+    """Metadata must describe the file it came with: pip refuses an "inconsistent version" too.
+    A PEP 658 sidecar (or a wheel) saying another Name or Version is an :class:`IntegrityError`
+    naming the file, never silently resolved with."""
+    if meta.name == canonicalize_name(name) and meta.version == version:
+        return
+    raise IntegrityError(
+        f"{filename}: its metadata says {meta.name} {meta.version}, the file name "
+        f"{canonicalize_name(name)} {version}",
+        hint="the index serves metadata of another release; report it to the index's owner",
     )
 
 

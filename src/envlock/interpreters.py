@@ -262,3 +262,37 @@ def _locked(
         old = previous.get(p)
         out[p] = locked(build, old.size if old is not None and old.sha256 == build.sha256 else None)
     return out
+
+
+def unexpected(
+    env: EnvironmentSpec,
+    platform: str,
+    entry: LockedInterpreter,
+    builds: Callable[[], Sequence[InterpreterBuild]],
+) -> str | None:
+    """What of a lock's interpreter entry for ``platform`` is not what the spec gives it (its
+    ``[interpreter-sources]`` table, else python-build-standalone's table, read through
+    ``builds`` only then), or None. A url and sha256 swapped for another archive's is caught
+    here, offline, before anything downloads it."""
+    source = env.interpreter_sources.get(platform)
+    if source is not None:
+        where = f"[interpreter-sources.{platform}]"
+        expected = [("url", source.url), ("sha256", source.sha256)]
+        if source.version:
+            expected.append(("version", source.version))
+    else:
+        where = "python-build-standalone's table"
+        found = next((b for b in builds() if b.platform == platform and b.url == entry.url), None)
+        if found is None:
+            return f"url {entry.url} is not a {platform} build in {where}"
+        expected = [
+            ("sha256", found.sha256),
+            ("name", found.filename),
+            ("version", str(found.version)),
+            ("build", found.build),
+        ]
+    for key, want in expected:
+        have = getattr(entry, key)
+        if have != want:
+            return f"{key} {have} in the lock, {want} in {where}"
+    return None

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
+from envlock._fs import read_regular
 from envlock._toml import tomllib
 from envlock._urls import redact
 from envlock.errors import SpecError
@@ -42,12 +43,15 @@ from envlock.spec_values import (
 )
 
 Prerelease = Literal["disallow", "allow"]
+# A spec is a few KiB; a constraints list of thousands of pins is well under a MiB.
+MAX_SPEC_BYTES = 16 << 20
 PRERELEASE_MODES: tuple[Prerelease, ...] = ("disallow", "allow")
 
 _TOP_KEYS = {
     "python",
     "platforms",
     "dependencies",
+    "constraints",
     "exclude-newer",
     "allow-sdist",
     "prerelease",
@@ -66,6 +70,7 @@ _ENV_KEYS = {
     "python",
     "platforms",
     "dependencies",
+    "constraints",
     "exclude-newer",
     "allow-sdist",
     "prerelease",
@@ -97,6 +102,8 @@ class EnvironmentSpec:
     interpreter_sources: Mapping[str, InterpreterSource] = field(default_factory=dict)
     snapshot: str | None = None  # the spec's snapshot URL (where a fleet takes its bytes)
     policy: SpecPolicy = field(default_factory=SpecPolicy)  # [policy], for every environment
+    # PEP 508 limits on versions that require nothing (uv's constraint-dependencies)
+    constraints: tuple[str, ...] = ()
 
     @property
     def mirror(self) -> str | None:
@@ -106,6 +113,10 @@ class EnvironmentSpec:
     @property
     def requirements(self) -> tuple[Requirement, ...]:
         return tuple(Requirement(d) for d in self.dependencies)
+
+    @property
+    def constraint_requirements(self) -> tuple[Requirement, ...]:
+        return tuple(Requirement(c) for c in self.constraints)
 
     @property
     def label(self) -> str:
@@ -148,6 +159,8 @@ class EnvironmentSpec:
         }
         if self.uniform_versions:
             payload["uniform-versions"] = True
+        if self.constraints:  # absent without constraints: older locks stay fresh
+            payload["constraints"] = sorted(_canonical(r) for r in self.constraint_requirements)
         if not self.policy.empty:  # absent without a policy: older locks stay fresh
             payload["policy"] = self.policy.as_dict()
         if self.interpreter == "bundled":  # absent for "system": older locks stay fresh
@@ -194,13 +207,13 @@ class Spec:
 def load_spec(path: Path) -> Spec:
     """Read and validate a spec file."""
     try:
-        raw = path.read_bytes()
+        raw = read_regular(path, MAX_SPEC_BYTES)
     except FileNotFoundError:
         raise SpecError(f"{path}: spec file not found", hint=INIT_HINT) from None
-    except IsADirectoryError:
-        raise SpecError(f"{path}: is a directory, not a spec file") from None
     except OSError as exc:
         raise SpecError(f"{path}: cannot read spec: {exc.strerror}") from None
+    if len(raw) > MAX_SPEC_BYTES:
+        raise SpecError(f"{path}: more than {MAX_SPEC_BYTES >> 20} MiB: not a spec")
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
@@ -219,6 +232,7 @@ def parse_spec(data: Mapping[str, Any], path: Path) -> Spec:
     python = _python(ctx, data.get("python"), "python")
     platforms = _platforms(ctx, data.get("platforms", [host_platform()]), "platforms")
     deps = _dependencies(ctx, data.get("dependencies", []), "dependencies")
+    constraints = _constraints(ctx, data.get("constraints", []), "constraints")
     indexes = parse_indexes(ctx, data.get("index"))
     exclude_newer = _timestamp(ctx, data.get("exclude-newer"), "exclude-newer")
     allow_sdist = _allow_sdist(ctx, data.get("allow-sdist", False), "allow-sdist")
@@ -249,6 +263,7 @@ def parse_spec(data: Mapping[str, Any], path: Path) -> Spec:
         interpreter_sources=sources,
         snapshot=snapshot,
         policy=policy,
+        constraints=constraints,
     )
     envs_raw = data.get("environments", {})
     if not isinstance(envs_raw, Mapping):
@@ -298,6 +313,8 @@ def parse_spec(data: Mapping[str, Any], path: Path) -> Spec:
             interpreter_sources=sources,
             snapshot=snapshot,
             policy=policy,
+            constraints=constraints
+            + _constraints(ctx, table.get("constraints", []), f"{prefix}.constraints"),
         )
     return Spec(path=path, root=root, environments=envs)
 
@@ -334,6 +351,19 @@ def _dependencies(ctx: Where, value: Any, key: str) -> tuple[str, ...]:
             )
         out.append(str(req))
     return tuple(out)
+
+
+def _constraints(ctx: Where, value: Any, key: str) -> tuple[str, ...]:
+    """Like ``dependencies``, but a constraint only limits versions: extras would mean nothing
+    (pip refuses them in constraints files too)."""
+    out = _dependencies(ctx, value, key)
+    for i, text in enumerate(out):
+        if Requirement(text).extras:
+            raise ctx.fail(
+                f"{key}[{i}]",
+                f"a constraint is a name, versions and an optional marker, not extras: {text!r}",
+            )
+    return out
 
 
 def _bool(ctx: Where, value: Any, key: str) -> bool:

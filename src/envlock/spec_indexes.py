@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from packaging.utils import NormalizedName, canonicalize_name
 
 from envlock._urls import strip_userinfo
+from envlock.errors import SpecError
 from envlock.spec_values import Where, check_keys
 
 DEFAULT_INDEX_URL = "https://pypi.org/simple/"
@@ -32,10 +33,18 @@ class Index:
     # URL prefixes, besides the index's own host, where it serves its files (a CDN, an object
     # store): what [policy] allowed-indexes admits for a package from this index.
     files: tuple[str, ...] = ()
+    # ENVLOCK_INDEX_URL: a mirror of this index that pages and files are fetched from instead.
+    # `url` stays the index's identity (the spec hash, the lock's `index`, the policy).
+    mirror: str | None = None
 
     @property
     def explicit(self) -> bool:
         return bool(self.packages)
+
+    @property
+    def fetch_url(self) -> str:
+        """Where this index's pages are requested: its mirror, if one is set."""
+        return self.mirror or self.url
 
 
 def parse_indexes(ctx: Where, value: Any) -> tuple[Index, ...]:
@@ -71,9 +80,19 @@ def parse_indexes(ctx: Where, value: Any) -> tuple[Index, ...]:
                         f"{name_!r} is already pinned to index {other.name!r}",
                     )
             indexes.append(Index(name, url, packages, files))
+    indexes = [replace(i, url=_slash(i.url)) for i in indexes]
     if override:
-        indexes[0] = replace(indexes[0], url=override)
-    return tuple(replace(i, url=i.url if i.url.endswith("/") else i.url + "/") for i in indexes)
+        # A mirror serves the same index: what is locked is unchanged, only where it is fetched.
+        if not re.match(r"^(https?|file)://[^\s]*$", override):
+            shown = strip_userinfo(override)[0]
+            raise SpecError(f"ENVLOCK_INDEX_URL: not an http(s):// or file:// URL: {shown!r}")
+        mirror = _slash(override)
+        indexes[0] = replace(indexes[0], mirror=None if mirror == indexes[0].url else mirror)
+    return tuple(indexes)
+
+
+def _slash(url: str) -> str:
+    return url if url.endswith("/") else url + "/"
 
 
 def _file_prefixes(ctx: Where, value: Any, key: str) -> tuple[str, ...]:

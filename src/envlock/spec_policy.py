@@ -7,10 +7,13 @@
 * ``min-age``: a cooldown (``"7 days"``): files uploaded more recently are not chosen unless a
   requirement pins that exact version.
 * ``allowed-licenses``: SPDX ids; a package whose license is outside them is a violation.
+* ``license-exceptions``: more SPDX ids allowed for some packages only, by name glob
+  (``{ "nvidia-*" = ["LicenseRef-NVIDIA-Proprietary"] }``).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,7 +31,9 @@ from envlock._urls import strip_userinfo
 from envlock.spec_indexes import DEFAULT_INDEX_URL, Index
 from envlock.spec_values import Where, check_keys
 
-_POLICY_KEYS = {"allowed-indexes", "deny", "min-age", "allowed-licenses"}
+_POLICY_KEYS = {"allowed-indexes", "deny", "min-age", "allowed-licenses", "license-exceptions"}
+# A package-name glob: name characters plus * and ? (no [...] classes: names have no brackets).
+_NAME_GLOB = re.compile(r"[A-Za-z0-9*?]([A-Za-z0-9._*?-]*[A-Za-z0-9*?])?")
 _UNITS = {
     "s": 1,
     "second": 1,
@@ -97,6 +102,8 @@ class SpecPolicy:
     min_age: timedelta | None = None
     min_age_text: str = ""
     allowed_licenses: tuple[str, ...] | None = None
+    # (canonical name glob, SPDX ids it adds to allowed-licenses), in the spec's order
+    license_exceptions: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -125,6 +132,17 @@ class SpecPolicy:
         rules = [r for r in self.allowed_indexes if r.admits_index(index)]
         return any(rule.admits_file(url) for rule in rules)
 
+    def licenses_for(self, name: str) -> tuple[str, ...] | None:
+        """The SPDX ids ``name`` may be licensed under (None: any license)."""
+        if self.allowed_licenses is None:
+            return None
+        return self.allowed_licenses + tuple(i for _, ids in self.exceptions_for(name) for i in ids)
+
+    def exceptions_for(self, name: str) -> list[tuple[str, tuple[str, ...]]]:
+        """The ``license-exceptions`` entries whose glob matches ``name``."""
+        canonical = canonicalize_name(name)
+        return [(g, ids) for g, ids in self.license_exceptions if fnmatch.fnmatchcase(canonical, g)]
+
     def as_dict(self) -> dict[str, Any]:
         """For the spec hash: a policy change makes the lock stale (it may resolve otherwise)."""
         out: dict[str, Any] = {}
@@ -136,6 +154,8 @@ class SpecPolicy:
             out["min-age"] = int(self.min_age.total_seconds())
         if self.allowed_licenses is not None:
             out["allowed-licenses"] = sorted(self.allowed_licenses)
+        if self.license_exceptions:
+            out["license-exceptions"] = {g: sorted(ids) for g, ids in self.license_exceptions}
         return out
 
 
@@ -173,12 +193,19 @@ def parse_policy(ctx: Where, value: Any, indexes: Sequence[Index]) -> SpecPolicy
     allowed = value.get("allowed-indexes")
     licenses = value.get("allowed-licenses")
     age, age_text = _min_age(ctx, value.get("min-age"))
+    exceptions = _license_exceptions(ctx, value.get("license-exceptions"))
+    if exceptions and licenses is None:
+        raise ctx.fail(
+            "policy.license-exceptions",
+            "needs allowed-licenses (without it every license is allowed already)",
+        )
     return SpecPolicy(
         allowed_indexes=None if allowed is None else _index_rules(ctx, allowed, indexes),
         deny=_deny(ctx, value.get("deny", [])),
         min_age=age,
         min_age_text=age_text,
         allowed_licenses=None if licenses is None else _licenses(ctx, licenses),
+        license_exceptions=exceptions,
     )
 
 
@@ -213,6 +240,8 @@ def _index_rules(ctx: Where, value: Any, indexes: Sequence[Index]) -> tuple[Inde
             known = ", ".join(sorted({*by_name, "pypi"}))
             raise ctx.fail(key, f"no index named {text!r} (known: {known}), and not a URL")
         own = [_own_files(prefix)] + [_own_files(_bare(i.url)) for i in covered]
+        # A mirror (ENVLOCK_INDEX_URL) serves the index's files from its own host.
+        own += [_own_files(_bare(i.mirror)) for i in covered if i.mirror]
         files = [*own, *(f for i in covered for f in i.files)]
         rules.append(IndexRule(text, prefix, tuple(dict.fromkeys(files))))
     return tuple(rules)
@@ -283,12 +312,38 @@ def _min_age(ctx: Where, value: Any) -> tuple[timedelta | None, str]:
     return (age if age else None), value.strip()
 
 
-def _licenses(ctx: Where, value: Any) -> tuple[str, ...]:
+def _licenses(ctx: Where, value: Any, key: str = "policy.allowed-licenses") -> tuple[str, ...]:
     out = []
-    for text in _strings(ctx, value, "policy.allowed-licenses", '["MIT", "Apache-2.0"]'):
+    for text in _strings(ctx, value, key, '["MIT", "Apache-2.0"]'):
         try:
             canonical = str(canonicalize_license_expression(text))
         except InvalidLicenseExpression:
-            raise ctx.fail("policy.allowed-licenses", f"not an SPDX identifier: {text!r}") from None
+            raise ctx.fail(key, f"not an SPDX identifier: {text!r}") from None
         out.append(canonical)
     return tuple(out)
+
+
+def _license_exceptions(ctx: Where, value: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``{ "glob" = ["SPDX-id", ...] }``: globs over canonical names (``Foo_Bar*`` is
+    ``foo-bar*``), so a spelling of the name in the spec cannot miss."""
+    key = "policy.license-exceptions"
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping):
+        raise ctx.fail(key, 'must be a table of name globs, e.g. { "nvidia-*" = ["LicenseRef-X"] }')
+    out: dict[str, tuple[str, ...]] = {}
+    for glob, ids in value.items():
+        if not _NAME_GLOB.fullmatch(glob):
+            raise ctx.fail(
+                key,
+                f"not a package name or glob (letters, digits, '.', '_', '-', '*', '?'): {glob!r}",
+            )
+        canonical = re.sub(r"[-_.]+", "-", glob).lower()
+        if canonical in out:
+            raise ctx.fail(key, f"{glob!r} repeats the glob {canonical!r}")
+        here = f"{key}.{glob}" if re.fullmatch(r"[A-Za-z0-9_-]+", glob) else f'{key}."{glob}"'
+        found = _licenses(ctx, ids, here)
+        if not found:
+            raise ctx.fail(here, "lists no license (remove the entry, or name the licenses)")
+        out[canonical] = found
+    return tuple(out.items())

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from envlock.lock.lockfile import MAX_LOCK_BYTES
 from integration.helpers import envlock, write_spec
 from support.wheels import Dist
 
@@ -214,3 +215,36 @@ def test_clear_one_line_errors(two_locks, project, tmp_path):
     _git(project, "init", "-q")
     assert "'nope' is not a commit" in error("--rev", "nope")
     assert "--rev compares with git" in error("--rev", "HEAD~1", "old.toml", "pylock.toml")
+
+
+def _padded(lock: bytes) -> bytes:
+    """A valid lock just over the cap: TOML comments after the real content."""
+    line = b"#" * 1023 + b"\n"
+    need = MAX_LOCK_BYTES + 1 - len(lock) - 1
+    return lock + b"\n" + line * (need // len(line)) + b"#" * (need % len(line))
+
+
+@pytest.mark.parametrize("where", ["committed", "file"])
+def test_a_lock_over_the_size_cap_is_refused_unread(where, index, project):
+    server = index([Dist("lib", "1.0"), Dist("six", "1.16.0"), Dist("attrs", "23.1.0")])
+    write_spec(project, server.url, SPEC_V1)
+    assert envlock(project, "lock").code == 0
+    good = (project / "pylock.toml").read_bytes()
+    huge = _padded(good)
+    assert len(huge) == MAX_LOCK_BYTES + 1
+    if where == "committed":
+        _git(project, "init", "-q")
+        (project / "pylock.toml").write_bytes(huge)
+        _git(project, "add", "-A")
+        _git(project, "commit", "-q", "-m", "a lock of 64 MiB")
+        (project / "pylock.toml").write_bytes(good)
+        r = envlock(project, "diff")
+        shown = ":pylock.toml: "
+    else:
+        (project / "old.toml").write_bytes(huge)
+        r = envlock(project, "diff", "old.toml", "pylock.toml")
+        shown = "old.toml: "
+    assert r.code == 2, r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert f"{shown}{MAX_LOCK_BYTES + 1} bytes, more than the 64 MiB a lock may have" in errors[0]

@@ -83,6 +83,23 @@ def test_no_spec_anywhere_points_at_init(tmp_path):
         ]
 
 
+@pytest.mark.timeout(60)
+def test_a_fifo_or_directory_where_the_spec_or_lock_belongs_is_one_line(project):
+    fifo = project / "spec.toml"
+    os.mkfifo(fifo)  # no writer: a plain open() would block forever
+    for args in (("lock", "--check"), ("lock",), ("audit",)):
+        r = envlock(project, *args, "--spec", str(fifo))
+        assert r.code == 2, r.stderr
+        assert r.stderr.splitlines()[0] == f"error: {fifo}: cannot read spec: not a regular file"
+    write_spec(project, None, 'python = "3.11"\nplatforms = ["linux-64"]\n')
+    os.mkfifo(project / "pylock.toml")
+    # lock --check reports any unreadable lock as not up to date (exit 1), the others exit 2.
+    for args, code in ((("lock", "--check"), 1), (("audit",), 2), (("export",), 2)):
+        r = envlock(project, *args)
+        assert r.code == code, (args, r.stderr)
+        assert "pylock.toml: cannot read: not a regular file" in r.stderr.splitlines()[0]
+
+
 def test_init_writes_into_a_spec_directory_and_never_walks_up(project):
     (project / "envlock.toml").write_text('python = "3.11"\n')
     sub = project / "sub"

@@ -11,7 +11,7 @@ import pytest
 
 from integration.helpers import envlock, load_lock, write_spec
 from support.proxy import ForwardProxy
-from support.wheels import Dist, metadata_bytes
+from support.wheels import Dist, build_wheel, metadata_bytes
 
 SPEC = 'python = "3.11"\nplatforms = ["linux-64"]\ndependencies = ["a"]\n'
 
@@ -146,6 +146,54 @@ def test_bytes_that_contradict_the_index_hash_stop_the_lock(index, project) -> N
     line = _one_error(r.stderr)
     assert "a-1.0-py3-none-any.whl" in line and "sha256" in line
     assert not (project / "pylock.toml").exists()
+
+
+@pytest.mark.parametrize("lie", [Dist("a", "2.0"), Dist("other", "1.0")], ids=["version", "name"])
+def test_metadata_naming_another_release_than_its_file_fails_the_lock(
+    lie: Dist, index, project, cache: Path
+) -> None:
+    server = index([Dist("a", "1.0")])
+    server.serve_metadata("a-1.0-py3-none-any.whl", metadata_bytes(lie))
+    write_spec(project, server.url, SPEC)
+    r = envlock(project, "lock")
+    assert r.code == 4, r.stderr
+    line = _one_error(r.stderr)
+    said = f"{lie.name} {lie.version}"
+    assert f"a-1.0-py3-none-any.whl: its metadata says {said}, the file name a 1.0" in line
+    assert not (project / "pylock.toml").exists()
+
+
+def test_metadata_of_another_release_inside_the_wheel_fails_the_lock_too(
+    index, project, tmp_path: Path
+) -> None:
+    """Metadata from a whole download (no sidecar, no ranges) is held to its file name too."""
+    server = index([Dist("a", "1.0")], pep658=False, range_requests=False, hashes=False)
+    other = build_wheel(Dist("a", "3.0"), tmp_path / "other")  # says 3.0 inside
+    server.file_path("a-1.0-py3-none-any.whl").write_bytes(other.read_bytes())
+    write_spec(project, server.url, SPEC)
+    r = envlock(project, "lock")
+    assert r.code == 4, r.stderr
+    line = _one_error(r.stderr)
+    assert "a-1.0-py3-none-any.whl: its metadata says a 3.0, the file name a 1.0" in line
+    assert not (project / "pylock.toml").exists()
+
+
+def test_a_small_wheel_read_whole_by_a_range_request_is_hash_checked(index, project) -> None:
+    """A range request that answers with the whole file (206 covering every byte): those bytes
+    are checked against the index's sha256 before a lock records it."""
+    server = index([Dist("a", "1.0")], pep658=False)
+    served = server.file_path("a-1.0-py3-none-any.whl")
+    data = bytearray(served.read_bytes())
+    assert len(data) < 64 * 1024  # one tail request covers it
+    data[10] ^= 0xFF  # the first local header's time: the zip still reads, the hash differs
+    served.write_bytes(bytes(data))
+    write_spec(project, server.url, SPEC)
+    r = envlock(project, "lock")
+    assert r.code == 4, r.stderr
+    line = _one_error(r.stderr)
+    assert "a-1.0-py3-none-any.whl" in line and "sha256" in line
+    assert not (project / "pylock.toml").exists()
+    assert [q.status for q in server.requests if q.path.startswith("/files/")] == [206]
 
 
 def test_metadata_sidecar_that_disagrees_with_the_wheel_is_caught_at_install(

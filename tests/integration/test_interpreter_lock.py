@@ -9,10 +9,15 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import socket
 import tarfile
 from pathlib import Path
 
+import pytest
+import tomli_w
+
 from envlock.cache.store import ArtifactStore
+from envlock.interpreters import standalone_builds
 from integration.helpers import envlock, load_lock, write_spec
 from integration.test_cache import stored
 from support.wheels import Dist
@@ -193,3 +198,132 @@ def test_a_python_mirror_replaces_the_download_prefix_at_fetch_time(
     assert envlock(project, "lock", "--check").code == 0
     r = envlock(project, "fetch")
     assert r.code == 4 and entry["name"] in r.stderr
+
+
+def _swap_interpreter(project: Path, **values: str) -> None:
+    lock_path = project / "pylock.toml"
+    doc = load_lock(lock_path)
+    doc["tool"]["envlock"]["targets"][0]["interpreter"].update(values)
+    lock_path.write_bytes(tomli_w.dumps(doc).encode())
+
+
+def test_lock_check_refuses_an_interpreter_swapped_for_another_source_archive(
+    index, project: Path, tmp_path: Path
+) -> None:
+    server = index([Dist("alpha", "1.0")])
+    archive = stand_in(tmp_path / "pythons")
+    bundled_spec(project, server.url, archive)
+    assert envlock(project, "lock").code == 0
+    assert envlock(project, "lock", "--check").code == 0
+    other = stand_in(tmp_path / "elsewhere", archive.name, b"other bytes")
+    _swap_interpreter(
+        project, url=other.as_uri(), sha256=hashlib.sha256(other.read_bytes()).hexdigest()
+    )
+    r = envlock(project, "lock", "--check")
+    assert r.code == 1, r.stderr
+    assert "pylock.toml is stale: the interpreter of linux-64 is not the one the spec" in r.stderr
+    assert f"url {other.as_uri()} in the lock, {archive.as_uri()} in " in r.stderr
+    assert "[interpreter-sources.linux-64]" in r.stderr
+
+
+def _table_lock(index, project: Path, tmp_path: Path) -> dict[str, str]:
+    """A bundled lock from python-build-standalone's table (sizes unknown: the mirror given
+    while locking has no copies), and its interpreter entry."""
+    server = index([Dist("alpha", "1.0")])
+    write_spec(
+        project,
+        server.url,
+        'interpreter = "bundled"\npython = "3.11"\nplatforms = ["linux-64"]\n'
+        'dependencies = ["alpha"]\n',
+    )
+    mirror = {"ENVLOCK_PYTHON_MIRROR": (tmp_path / "empty-mirror").as_uri()}
+    assert envlock(project, "lock", env=mirror).code == 0
+    assert envlock(project, "lock", "--check").code == 0
+    entry: dict[str, str] = load_lock(project / "pylock.toml")["tool"]["envlock"]["targets"][0][
+        "interpreter"
+    ]
+    return entry
+
+
+@pytest.mark.parametrize("swapped", ["url and sha256", "sha256"])
+def test_lock_check_refuses_an_interpreter_that_is_not_the_table_s(
+    swapped, index, project: Path, tmp_path: Path
+) -> None:
+    entry = _table_lock(index, project, tmp_path)
+    other = next(
+        b
+        for b in standalone_builds()
+        if b.platform == "linux-64" and b.url != entry["url"] and b.sha256 != entry["sha256"]
+    )
+    if swapped == "sha256":
+        _swap_interpreter(project, sha256=other.sha256)
+        detail = f"sha256 {other.sha256} in the lock, {entry['sha256']} in python-build-"
+    else:
+        _swap_interpreter(project, url=other.url, sha256=other.sha256)
+        detail = f"name {entry['name']} in the lock, {other.filename} in python-build-"
+    r = envlock(project, "lock", "--check")
+    assert r.code == 1, r.stderr
+    assert "the interpreter of linux-64 is not the one the spec gives it" in r.stderr
+    assert detail in r.stderr
+    assert len([line for line in r.stderr.splitlines() if line.startswith("error:")]) == 1
+
+
+def test_lock_check_online_asks_the_interpreter_url_and_its_size(
+    index, project: Path, tmp_path: Path
+) -> None:
+    server = index([Dist("alpha", "1.0")])
+    archive = stand_in(tmp_path / "pythons")
+    url = server.publish_file(archive.name, archive.read_bytes())
+    write_spec(
+        project,
+        server.url,
+        'interpreter = "bundled"\npython = "3.11"\nplatforms = ["linux-64"]\n'
+        'dependencies = ["alpha"]\n' + sources(archive).replace(archive.as_uri(), url),
+    )
+    assert envlock(project, "lock").code == 0
+    assert envlock(project, "lock", "--check", "--online").code == 0
+    server.publish_file(archive.name, archive.read_bytes() + b"more")
+    r = envlock(project, "lock", "--check", "--online")
+    assert r.code == 1, r.stderr
+    size = archive.stat().st_size
+    assert (
+        f"the interpreter of linux-64: {archive.name}: {size} bytes in the lock, {size + 4} at "
+        in r.stdout + r.stderr
+    )
+    server.override(f"/files/{archive.name}", 404)
+    r = envlock(project, "lock", "--check", "--online")
+    assert r.code == 1, r.stderr
+    assert (
+        f"the interpreter of linux-64: {archive.name}: HTTP 404 from {url}" in r.stdout + r.stderr
+    )
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@pytest.mark.parametrize("command", [["fetch"], ["build", "--output", "env"]], ids=" ".join)
+def test_an_unreachable_bundled_interpreter_names_the_ways_round_it(
+    command, index, project: Path, tmp_path: Path, cache: Path
+) -> None:
+    server = index([Dist("alpha", "1.0")])
+    archive = stand_in(tmp_path / "pythons")
+    bundled_spec(project, server.url, archive)
+    assert envlock(project, "lock").code == 0
+    _swap_interpreter(project, url=f"http://127.0.0.1:{_closed_port()}/{archive.name}")
+    r = envlock(
+        project,
+        *command,
+        "--frozen" if command[0] == "build" else "-q",
+        env={"ENVLOCK_HTTP_RETRIES": "0"},
+    )
+    assert r.code == 3, r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert f"downloading the bundled CPython 3.11.4 ({archive.name}) failed: " in errors[0]
+    assert "ENVLOCK_PYTHON_MIRROR" in r.stderr and "python-mirror" in r.stderr
+    assert "[interpreter-sources]" in r.stderr and 'interpreter = "system"' in r.stderr
+    assert archive.name not in stored(cache)

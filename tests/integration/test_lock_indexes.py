@@ -11,7 +11,10 @@ from support.wheels import Dist
 
 
 def _spec(project: Path, deps: list[str], indexes: list[tuple[str, str, list[str] | None]]) -> None:
-    text = f'python = "3.11"\nplatforms = ["linux-64"]\ndependencies = {deps!r}\n'.replace("'", '"')
+    # The system interpreter: --check --online would ask GitHub for a bundled one's archive.
+    listed = repr(deps).replace("'", '"')
+    text = 'interpreter = "system"\npython = "3.11"\nplatforms = ["linux-64"]\n'
+    text += f"dependencies = {listed}\n"
     for name, url, packages in indexes:
         text += f'\n[[index]]\nname = "{name}"\nurl = "{url}"\n'
         if packages is not None:

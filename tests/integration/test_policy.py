@@ -369,3 +369,57 @@ def test_a_url_prefix_rule_does_not_admit_a_longer_path(index, project):
     _spec(project, server.url, '["lib"]', f'allowed-indexes = ["{server.base_url}/simple"]')
     assert envlock(project, "lock").code == 0
     assert envlock(project, "audit").code == 0
+
+
+def test_license_exceptions_allow_a_license_for_matching_packages_only(index, project):
+    proprietary = ["License-Expression: LicenseRef-NVIDIA-Proprietary"]
+    server = index(
+        [
+            Dist(
+                "app",
+                "1.0",
+                requires=["nvidia-cublas-cu12", "vendored-blob"],
+                metadata=["License-Expression: MIT"],
+            ),
+            Dist("nvidia-cublas-cu12", "12.4", metadata=proprietary),
+            Dist("vendored-blob", "1.0", metadata=proprietary),
+        ]
+    )
+    policy = 'allowed-licenses = ["MIT"]\nlicense-exceptions = {{ {} }}'
+    _spec(
+        project,
+        server.url,
+        '["app"]',
+        policy.format('"nvidia-*" = ["LicenseRef-NVIDIA-Proprietary"]'),
+    )
+    r = envlock(project, "lock")
+    assert r.code == 1  # the lock refuses what the audit would flag: one line, the package named
+    assert (
+        "vendored-blob 1.0: license LicenseRef-NVIDIA-Proprietary is not in allowed-licenses"
+        in r.stderr
+    )
+    assert "nvidia-cublas-cu12" not in r.stderr
+    exceptions = (
+        '"nvidia-*" = ["LicenseRef-NVIDIA-Proprietary"], '
+        '"vendored-blob" = ["LicenseRef-NVIDIA-Proprietary"]'
+    )
+    _spec(project, server.url, '["app"]', policy.format(exceptions))
+    assert envlock(project, "lock").code == 0
+    code, data = _audit_json(project)
+    assert code == 0
+    statuses = {p["name"]: p["status"] for p in data["environments"][0]["packages"]}
+    assert statuses == {"app": "ok", "nvidia-cublas-cu12": "ok", "vendored-blob": "ok"}
+    # The same lock against a spec whose exceptions no longer cover vendored-blob.
+    _spec(
+        project,
+        server.url,
+        '["app"]',
+        policy.format('"nvidia-*" = ["LicenseRef-NVIDIA-Proprietary"]'),
+    )
+    r = envlock(project, "audit")
+    assert r.code == 1, r.stdout + r.stderr
+    out = r.stdout + r.stderr
+    assert (
+        "vendored-blob 1.0: license LicenseRef-NVIDIA-Proprietary is not in allowed-licenses" in out
+    )
+    assert "nvidia-cublas-cu12 12.4: license" not in out

@@ -69,6 +69,9 @@ class Dist:
     sdist_dynamic: bool = False
     # More core-metadata lines, e.g. "License-Expression: MIT" or a classifier.
     metadata: list[str] = field(default_factory=list)
+    # An sdist's own pyproject.toml (its [build-system] names a backend from the index) instead
+    # of the generated in-tree backend.
+    pyproject: bytes | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("wheel", "sdist"):
@@ -327,6 +330,9 @@ def build_sdist(dist: Dist, dest: Path) -> Path:
         "tiny_backend.py": _backend_source(dist, sorted(package)),
         **package,
     }
+    if dist.pyproject is not None:
+        del members["tiny_backend.py"]
+        members["pyproject.toml"] = dist.pyproject
     path = dest / f"{dist.stem}.tar.gz"
     _write_tar_gz(path, {f"{dist.stem}/{k}": v for k, v in members.items()})
     return path

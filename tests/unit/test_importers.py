@@ -142,10 +142,83 @@ def test_include_from_url_is_refused(tmp_path):
     assert "r.txt:1" in message and "URLs" in message
 
 
-def test_constraints_are_not_imported_with_a_warning(tmp_path):
-    got = reqs(tmp_path, "-c constraints.txt\nattrs\n")
-    assert got.dependencies == ("attrs",)
-    assert any("constraints file constraints.txt not imported" in w for w in got.warnings)
+def test_constraint_files_become_constraints_with_pips_nesting_rules(tmp_path):
+    write(
+        tmp_path / "pins" / "constraints.txt",
+        """\
+        # a constraints file: limits, never installs
+        urllib3<2
+        Requests==2.31.0 ; python_version >= "3.8"
+        -c more.txt
+        -r extra-requirements.txt
+        """,
+    )
+    write(tmp_path / "pins" / "more.txt", "idna==3.6\n")
+    write(tmp_path / "pins" / "extra-requirements.txt", "rich\n-c ../last.txt\n")
+    write(tmp_path / "last.txt", "six<2\n")
+    got = reqs(tmp_path, "--constraint=pins/constraints.txt\nattrs\n")
+    # pip: -r inside a constraints file includes requirements, -c inside anything constraints.
+    assert got.dependencies == ("rich", "attrs")
+    assert got.constraints == (
+        "urllib3<2",
+        'Requests==2.31.0; python_version >= "3.8"',
+        "idna==3.6",
+        "six<2",
+    )
+    assert not got.warnings
+
+
+def test_constraint_hashes_are_dropped_and_extras_removed_with_warnings(tmp_path):
+    write(
+        tmp_path / "c.txt",
+        """\
+        pyjwt[crypto]==2.8.0 \\
+            --hash=sha256:0000000000000000000000000000000000000000000000000000000000000000
+        uvicorn[standard,other]<1 ; sys_platform == "linux"
+        """,
+    )
+    got = reqs(tmp_path, "-c c.txt\n")
+    assert got.constraints == ("pyjwt==2.8.0", 'uvicorn<1; sys_platform == "linux"')
+    assert got.dependencies == ()
+    assert any("c.txt: 1 --hash option(s) ignored" in w for w in got.warnings)
+    assert any(
+        "c.txt: extras removed from 2 constraint(s)" in w and "pyjwt[crypto]==2.8.0" in w
+        for w in got.warnings
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("-e ./local", "c.txt:2: editable installs (-e) are not supported"),
+        ("pkg @ https://example.com/pkg-1.0.whl", "c.txt:2: direct URL requirements"),
+        ("https://example.com/pkg-1.0.tar.gz", "c.txt:2: direct URL requirements"),
+        ("./vendor/pkg-1.0.tar.gz", "c.txt:2: local paths and archive files"),
+        ("git+https://example.com/pkg.git", "c.txt:2: VCS requirements are not supported"),
+    ],
+)
+def test_constraint_lines_envlock_cannot_honour_are_refused_naming_file_and_line(
+    tmp_path, line, expected
+):
+    write(tmp_path / "c.txt", f"ok==1\n{line}\n")
+    assert expected in fails(write(tmp_path / "requirements.txt", "-c c.txt\n"))
+
+
+def test_a_missing_or_remote_constraints_file_is_refused(tmp_path):
+    assert "requirements.txt:1: included file nope.txt not found" in fails(
+        write(tmp_path / "requirements.txt", "-c nope.txt\n")
+    )
+    assert "constraints files from URLs are not supported" in fails(
+        write(tmp_path / "requirements.txt", "-c https://example.com/c.txt\n")
+    )
+
+
+def test_an_airflow_sized_constraints_file_is_imported_whole(tmp_path):
+    pins = [f"provider-{i}==1.{i}.0" for i in range(728)]
+    write(tmp_path / "constraints-3.11.txt", "# generated\n" + "\n".join(pins) + "\n")
+    got = reqs(tmp_path, "apache-airflow==2.10.5\n-c constraints-3.11.txt\n")
+    assert got.dependencies == ("apache-airflow==2.10.5",)
+    assert got.constraints == tuple(pins)
 
 
 def test_pre_sets_prerelease(tmp_path):

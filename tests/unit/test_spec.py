@@ -210,21 +210,56 @@ def test_duplicate_platforms_are_collapsed_in_order() -> None:
 # --- ENVLOCK_INDEX_URL --------------------------------------------------------------------------
 
 
-def test_envlock_index_url_overrides_first_index_only(
+def test_envlock_index_url_mirrors_the_first_index_only(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ENVLOCK_INDEX_URL", "http://127.0.0.1:9999/mirror")
     root = load_spec(_write(tmp_path, FULL_SPEC)).root
     assert root.indexes == (
-        Index("internal", "http://127.0.0.1:9999/mirror/"),
+        Index(
+            "internal", "https://pkgs.example.com/simple/", mirror="http://127.0.0.1:9999/mirror/"
+        ),
         Index("pypi", "https://pypi.org/simple/"),
+    )
+    assert [i.fetch_url for i in root.indexes] == [
+        "http://127.0.0.1:9999/mirror/",
+        "https://pypi.org/simple/",
+    ]
+
+
+def test_envlock_index_url_mirrors_default_pypi(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENVLOCK_INDEX_URL", "http://127.0.0.1:9999/simple/")
+    root = _parse('python = "3.11"\nplatforms = ["linux-64"]\n').root
+    assert root.indexes == (
+        Index("pypi", "https://pypi.org/simple/", mirror="http://127.0.0.1:9999/simple/"),
     )
 
 
-def test_envlock_index_url_overrides_default_pypi(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ENVLOCK_INDEX_URL", "http://127.0.0.1:9999/simple/")
-    root = _parse('python = "3.11"\nplatforms = ["linux-64"]\n').root
-    assert root.indexes == (Index("pypi", "http://127.0.0.1:9999/simple/"),)
+def test_a_mirror_of_the_index_does_not_change_the_spec_hash(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    text = BASE + '\n[policy]\nallowed-indexes = ["pypi"]\n'
+    plain = _parse(text)
+    monkeypatch.setenv("ENVLOCK_INDEX_URL", "http://user:secret@127.0.0.1:9999/simple")
+    mirrored = _parse(text)
+    assert mirrored.root.content_hash() == plain.root.content_hash()
+    assert mirrored.environments["test"].content_hash() == plain.environments["test"].content_hash()
+    # The policy admits the mirror's files for the index it mirrors.
+    assert mirrored.root.policy.file_allowed(
+        "https://pypi.org/simple/", "http://127.0.0.1:9999/files/a-1.0-py3-none-any.whl"
+    )
+    assert not plain.root.policy.file_allowed(
+        "https://pypi.org/simple/", "http://127.0.0.1:9999/files/a-1.0-py3-none-any.whl"
+    )
+
+
+def test_a_malformed_envlock_index_url_is_a_one_line_error_without_its_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ENVLOCK_INDEX_URL", "ftp://user:hunter2@mirror.lan/simple/")
+    err = _error('python = "3.11"\nplatforms = ["linux-64"]\n')
+    assert err.message.startswith("ENVLOCK_INDEX_URL: not an http(s):// or file:// URL")
+    assert "hunter2" not in err.message and "\n" not in err.message
 
 
 # --- errors --------------------------------------------------------------------------------------
@@ -742,3 +777,48 @@ def test_the_snapshot_key_is_read_and_checked() -> None:
         with pytest.raises(SpecError) as info:
             _parse(f'python = "3.11"\nsnapshot = {bad}\n')
         assert "snapshot" in str(info.value) and "secret" not in str(info.value)
+
+
+# --- constraints ---------------------------------------------------------------------------------
+
+
+def test_constraints_are_inherited_and_added_to_like_dependencies() -> None:
+    spec = _parse(
+        BASE.replace('dependencies = ["requests>=2"]', 'constraints = ["urllib3<2"]')
+        + "constraints = [\"Pytest==8.0 ; python_version >= '3.8'\"]\n"
+    )
+    assert spec.root.constraints == ("urllib3<2",)
+    assert spec.environments["test"].constraints == (
+        "urllib3<2",
+        'Pytest==8.0; python_version >= "3.8"',
+    )
+    assert spec.root.dependencies == ()
+
+
+def test_constraints_are_part_of_the_spec_hash_only_when_present() -> None:
+    plain = _parse(BASE).root.content_hash()
+    assert _parse("constraints = []\n" + BASE).root.content_hash() == plain  # older locks stay
+    limited = _parse('constraints = ["urllib3<2"]\n' + BASE).root.content_hash()
+    assert limited != plain
+    assert _parse('constraints = ["URLLIB3 <2"]\n' + BASE).root.content_hash() == limited
+    assert _parse('constraints = ["urllib3<1.27"]\n' + BASE).root.content_hash() != limited
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ('"urllib3<2"', "key 'constraints': must be a list of PEP 508 requirement strings"),
+        ('["requests[socks]<3"]', "key 'constraints[0]': a constraint is a name, versions"),
+        ('["ok<1", "x @ https://e.com/x.whl"]', "key 'constraints[1]': direct URL requirements"),
+        ('["not a requirement!"]', "key 'constraints[0]': invalid requirement"),
+        ("[3]", "key 'constraints[0]': must be a string"),
+    ],
+)
+def test_bad_constraints_are_one_line_errors_naming_the_key(value: str, expected: str) -> None:
+    err = _error(f'python = "3.11"\nplatforms = ["linux-64"]\nconstraints = {value}\n')
+    assert expected in str(err) and "\n" not in err.message
+
+
+def test_bad_environment_constraints_name_the_environment_key() -> None:
+    err = _error(BASE + 'constraints = ["a[x]"]\n')
+    assert "key 'environments.test.constraints[0]'" in err.message

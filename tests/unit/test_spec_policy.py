@@ -175,3 +175,63 @@ def test_a_deny_marker_on_extras_or_groups_is_refused(rule):
         _spec({"deny": [rule]})
     # The word as a quoted value is no variable.
     assert _spec({"deny": ["lib; platform_release == 'extra'"]}).policy.deny
+
+
+# --- license-exceptions --------------------------------------------------------------------------
+
+
+def test_license_exceptions_add_licenses_for_matching_packages_only():
+    policy = _spec(
+        {
+            "allowed-licenses": ["MIT"],
+            "license-exceptions": {
+                "NVIDIA_*": ["LicenseRef-NVIDIA-Proprietary"],
+                "cuda-?": ["LicenseRef-CUDA", "bsd-3-clause"],
+                "special.pkg": ["GPL-3.0-only"],
+            },
+        }
+    ).policy
+    assert policy.license_exceptions == (
+        ("nvidia-*", ("LicenseRef-NVIDIA-Proprietary",)),
+        ("cuda-?", ("LicenseRef-CUDA", "BSD-3-Clause")),
+        ("special-pkg", ("GPL-3.0-only",)),
+    )
+    assert policy.licenses_for("nvidia-cublas-cu12") == ("MIT", "LicenseRef-NVIDIA-Proprietary")
+    assert policy.licenses_for("NVIDIA.cudnn_cu12") == ("MIT", "LicenseRef-NVIDIA-Proprietary")
+    assert policy.licenses_for("cuda-x") == ("MIT", "LicenseRef-CUDA", "BSD-3-Clause")
+    assert policy.licenses_for("cuda-xy") == ("MIT",)
+    assert policy.licenses_for("Special_Pkg") == ("MIT", "GPL-3.0-only")
+    assert policy.licenses_for("torch") == ("MIT",)
+    assert _spec({}).policy.licenses_for("nvidia-x") is None  # no list: anything goes
+
+
+def test_license_exceptions_are_part_of_the_spec_hash():
+    plain = _spec({"allowed-licenses": ["MIT"]}).content_hash()
+    one = _spec({"allowed-licenses": ["MIT"], "license-exceptions": {"a-*": ["ISC"]}})
+    other = _spec({"allowed-licenses": ["MIT"], "license-exceptions": {"a-*": ["0BSD"]}})
+    assert len({plain, one.content_hash(), other.content_hash()}) == 3
+
+
+@pytest.mark.parametrize(
+    ("exceptions", "says"),
+    [
+        (["nvidia-*"], "key 'policy.license-exceptions': must be a table of name globs"),
+        ({"nvidia/*": ["MIT"]}, "not a package name or glob"),
+        ({"nvidia-[0-9]": ["MIT"]}, "not a package name or glob"),
+        ({"": ["MIT"]}, "not a package name or glob"),
+        ({"a-*": "MIT"}, "key 'policy.license-exceptions.\"a-*\"': must be a list of strings"),
+        ({"a-*": ["Not A License"]}, "\"a-*\"': not an SPDX identifier: 'Not A License'"),
+        ({"torch": []}, "key 'policy.license-exceptions.torch': lists no license"),
+        ({"Foo_Bar": ["MIT"], "foo.bar": ["ISC"]}, "'foo.bar' repeats the glob 'foo-bar'"),
+    ],
+)
+def test_bad_license_exceptions_are_one_line_errors(exceptions, says):
+    with pytest.raises(SpecError) as info:
+        _spec({"allowed-licenses": ["MIT"], "license-exceptions": exceptions})
+    assert says in info.value.message and "\n" not in info.value.message
+
+
+def test_license_exceptions_without_allowed_licenses_are_refused():
+    with pytest.raises(SpecError) as info:
+        _spec({"license-exceptions": {"nvidia-*": ["LicenseRef-NVIDIA-Proprietary"]}})
+    assert "license-exceptions': needs allowed-licenses" in info.value.message

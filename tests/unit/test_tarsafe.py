@@ -207,3 +207,21 @@ def test_a_broken_archive_is_an_integrity_error(place):
     for bad in (b"not a tar" * 10, good[: len(good) // 2]):
         with pytest.raises(IntegrityError, match="not a valid environment archive"):
             unpack(place, bad)
+
+
+def test_an_sdist_goes_through_the_same_unpacker(tmp_path: Path) -> None:
+    """A locked sdist is unpacked to be built (metadata or wheel): the CVE-2025-4517 layout
+    must not plant or overwrite anything beside the build directory."""
+    from envlock.index.sdist import unpack_sdist
+
+    root = tmp_path / "work"
+    dest = root / "src"
+    dest.mkdir(parents=True)
+    victim = root / "victim.txt"
+    victim.write_text("precious")
+    forged = cve_2025_4517("victim.txt", "planted.txt", b"owned", prefix="evil-1.0/")
+    with pytest.raises(IntegrityError) as info:
+        unpack_sdist(forged, "evil-1.0.tar.gz", dest)
+    assert str(info.value).startswith("evil-1.0.tar.gz: ")
+    assert victim.read_text() == "precious"
+    assert sorted(p.name for p in root.iterdir()) == ["src", "victim.txt"]

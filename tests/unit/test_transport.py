@@ -1,15 +1,19 @@
-"""What may go over the wire: secure hosts, settings from the environment, Retry-After."""
+"""What may go over the wire: secure hosts, settings from the environment, Retry-After, and
+what a file:// URL may be."""
 
 from __future__ import annotations
 
 import email.utils
+import os
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
-from envlock.errors import InsecureTransport, UsageError
+from envlock.errors import InsecureTransport, NetworkError, UsageError
 from envlock.index.client import _retry_after
+from envlock.index.local import file_response
 from envlock.index.transport import HttpSettings, SecurityPolicy, is_loopback
 
 
@@ -106,3 +110,36 @@ def test_retry_after_in_seconds_or_as_a_date() -> None:
     assert wait is not None and 85 <= wait <= 91
     assert _retry_after(response("soon")) is None
     assert _retry_after(httpx.Response(503)) is None
+
+
+# -- file:// URLs --------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("kind", ["fifo", "directory", "device"])
+def test_file_response_refuses_what_is_not_a_regular_file_without_blocking(kind, tmp_path):
+    path = tmp_path / "x.whl"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "directory":
+        path.mkdir()
+    else:
+        path = Path("/dev/zero")
+    with pytest.raises(NetworkError, match="not a regular file"):
+        file_response(path.as_uri())
+
+
+def test_file_response_streams_and_stops_at_the_size_seen_at_open(tmp_path):
+    path = tmp_path / "a.whl"
+    path.write_bytes(b"x" * 10)
+    response = file_response(path.as_uri())
+    assert response.headers["content-length"] == "10"
+    with path.open("ab") as f:
+        f.write(b"grown")  # after the open: not served
+    assert b"".join(response.iter_bytes()) == b"x" * 10
+    response.close()
+    assert file_response((tmp_path / "missing.whl").as_uri()).status_code == 404
+    (tmp_path / "simple").mkdir()
+    (tmp_path / "simple" / "index.html").write_text("<html></html>")
+    page = file_response((tmp_path / "simple").as_uri() + "/")
+    assert page.read() == b"<html></html>" and page.headers["content-type"] == "text/html"

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from envlock import __version__
 from envlock.actions.lock_policy import spec_pins
-from envlock.audit.inventory import PackageRow, interpreter_rows, rows
+from envlock.audit.inventory import BuildRow, PackageRow, build_rows, interpreter_rows, rows
 from envlock.audit.policy import Finding, check
 from envlock.index.auth import redact
 from envlock.lock import lockfile
@@ -33,6 +33,7 @@ class EnvironmentAudit:
     platforms: tuple[str, ...]
     rows: tuple[PackageRow, ...]
     findings: tuple[Finding, ...]
+    builds: tuple[BuildRow, ...] = ()  # what building its locked sdists installs
 
     def index_label(self, url: str | None) -> str:
         """An index URL as the spec names it (``pypi``), else the URL itself."""
@@ -92,12 +93,25 @@ def audit(
                 notes.append(f"{stale}; auditing the lock as it is")
         chosen = _platforms(lock, platforms)
         found = check(lock, env.policy, platforms=set(chosen), pins=spec_pins(env), now=now)
-        audits.append(EnvironmentAudit(env, lock, chosen, tuple(rows(lock, chosen)), tuple(found)))
+        audits.append(
+            EnvironmentAudit(
+                env,
+                lock,
+                chosen,
+                tuple(rows(lock, chosen)),
+                tuple(found),
+                tuple(build_rows(lock, chosen)),
+            )
+        )
     if not vulnerabilities:
         return AuditReport(tuple(audits), warnings=tuple(notes))
     from envlock.audit.vulnerabilities import scan
 
-    pinned = sorted({(r.name, r.version) for a in audits for r in a.rows})
+    # Build packages ran on the build machines: their vulnerabilities are the lock's too.
+    pinned = sorted(
+        {(r.name, r.version) for a in audits for r in a.rows}
+        | {(b.name, b.version) for a in audits for b in a.builds}
+    )
     if cache_dir is None:
         raise ValueError("cache_dir is needed to look vulnerabilities up")
     result = scan(pinned, db=db, cache_dir=cache_dir)
@@ -161,6 +175,23 @@ def as_json(report: AuditReport) -> dict[str, Any]:
                     for i in interpreter_rows(e.lock, e.platforms)
                 ],
                 "packages": packages,
+                "build-packages": [
+                    {
+                        "name": b.name,
+                        "version": b.version,
+                        "platforms": list(b.platforms),
+                        "index": b.index,
+                        "needed-by": list(b.needed_by),
+                        "files": [
+                            {"name": f.filename, "url": f.url, "sha256": f.sha256, "size": f.size}
+                            for f in b.files
+                        ],
+                        "vulnerabilities": [
+                            v.id for v in report.vulnerabilities_of(b.name, b.version)
+                        ],
+                    }
+                    for b in e.builds
+                ],
             }
         )
     out["violations"] = [{"environment": env, **_finding(f)} for env, f in report.violations]

@@ -1,7 +1,8 @@
 """``envlock diff``: the locks to compare, read from files or from a git commit.
 
-Git is asked exactly three things, each with ``git -C <lock's directory>``: the repository's top
-level, whether the revision is a commit, and the lock's bytes at that commit (``git show``).
+Git is asked exactly four things, each with ``git -C <lock's directory>``: the repository's top
+level, whether the revision is a commit, the lock's size at that commit (``git cat-file -s``:
+one over the lock cap is refused unread) and its bytes (``git show``).
 """
 
 from __future__ import annotations
@@ -108,6 +109,10 @@ def _show(root: Path, commit: str, relative: str) -> bytes | None:
     listed = _git(root, ["ls-tree", "--name-only", "-z", commit, "--", relative])
     if listed.returncode != 0 or not listed.stdout.strip(b"\0"):
         return None
+    sized = _git(root, ["cat-file", "-s", f"{commit}:{relative}"])
+    size = sized.stdout.decode(errors="replace").strip()
+    if sized.returncode == 0 and size.isdigit() and int(size) > lockfile.MAX_LOCK_BYTES:
+        raise lockfile.too_large(f"{commit[:12]}:{relative}", int(size))
     shown = _git(root, ["show", f"{commit}:{relative}"])
     if shown.returncode != 0:
         reason = shown.stderr.decode(errors="replace").strip().splitlines()

@@ -30,12 +30,9 @@ _PYLOCK_NAME = re.compile(r"pylock(\.[^.]+)?\.toml")
 def read_lock(path: Path, foreign: ForeignScope | None = None) -> tuple[LockFile, bytes]:
     """The lock at ``path`` and its exact bytes (the pylock export without --platform);
     another tool's lock is read for ``foreign`` (``--lock``)."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise lockfile.missing(path) from None
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
+    raw = lockfile.read_raw(path)
+    if raw is None:
+        raise lockfile.missing(path)
     return lockfile.parse(path, raw, foreign), raw
 
 

@@ -118,6 +118,7 @@ def init_spec(request: InitRequest) -> InitResult:
         python=python,
         platforms=platforms or default_platforms(host_platform()),
         dependencies=unique([*imported.dependencies, *extra]),
+        constraints=imported.constraints,
         environments=dict(imported.environments),
         indexes=imported.indexes,
         insecure_hosts=imported.insecure_hosts,

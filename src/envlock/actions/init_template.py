@@ -23,6 +23,7 @@ class SpecValues:
     python: str
     platforms: tuple[str, ...]
     dependencies: tuple[str, ...] = ()
+    constraints: tuple[str, ...] = ()
     environments: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     indexes: tuple[ImportedIndex, ...] = ()
     insecure_hosts: tuple[str, ...] = ()
@@ -86,6 +87,7 @@ def render(v: SpecValues) -> str:
         "# PEP 508 requirements; extras and markers allowed (markers are evaluated per platform).",
         *_array("dependencies", v.dependencies),
         "",
+        *_constraints(v.constraints),
     ]
     if v.prerelease:
         lines += ["# Prereleases may be locked (the import had --pre).", 'prerelease = "allow"', ""]
@@ -107,10 +109,21 @@ def render(v: SpecValues) -> str:
         '# deny = ["pyyaml<5.4"]                     # PEP 508: never lock these',
         '# min-age = "7 days"                        # ignore files uploaded more recently',
         '# allowed-licenses = ["MIT", "BSD-3-Clause", "Apache-2.0"]   # SPDX identifiers',
+        '# license-exceptions = { "nvidia-*" = ["LicenseRef-NVIDIA-Proprietary"] }  # per package',
         "",
         *_environments(v.environments),
     ]
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _constraints(constraints: tuple[str, ...]) -> list[str]:
+    head = [
+        "# Limits on versions that add no package (pip's -c files, uv's constraint-dependencies):",
+        "# a package something requires is held to them; one nothing requires stays out.",
+    ]
+    if not constraints:
+        return [*head, '# constraints = ["urllib3<2"]', ""]
+    return [*head, *_array("constraints", constraints), ""]
 
 
 def _indexes(indexes: tuple[ImportedIndex, ...]) -> list[str]:
@@ -131,7 +144,8 @@ def _indexes(indexes: tuple[ImportedIndex, ...]) -> list[str]:
 def _environments(envs: Mapping[str, tuple[str, ...]]) -> list[str]:
     out = [
         "# Named environments, each locked to pylock.NAME.toml (`envlock lock --env NAME`).",
-        "# Unset keys are inherited from the top level; `dependencies` ADD to the list above.",
+        "# Unset keys are inherited from the top level; `dependencies` and `constraints` ADD to",
+        "# the lists above.",
     ]
     if not envs:
         return [*out, "# [environments.test]", '# dependencies = ["pytest"]']

@@ -21,6 +21,7 @@ from packaging.version import Version
 from envlock.actions.interpreter import InterpreterLock, lock_interpreters
 from envlock.actions.lock_policy import enforce, held_back, resolver_policy, utcnow
 from envlock.audit.policy import Finding
+from envlock.builds.locking import lock_builds
 from envlock.cache.registry import remember_lock
 from envlock.cache.store import ArtifactStore
 from envlock.errors import ResolutionError, UsageError
@@ -37,6 +38,7 @@ from envlock.platforms import Target
 from envlock.progress import LockProgress
 from envlock.resolve import Policy, Resolution, resolve
 from envlock.resolve.candidates import Evaluator, Rejection
+from envlock.resolve.constraints import excluded_by, on_target
 from envlock.spec import EnvironmentSpec
 
 
@@ -116,6 +118,11 @@ def lock_environments(
             resolutions = locker.resolve_all()
             digests = _digests(session, resolutions)
             document = build_lock(env, resolutions, digests, interpreters.chosen or None)
+            # Each locked sdist's build dependencies, pinned beside envlock's own table.
+            builds = lock_builds(
+                env, session, locker.repo, locker.policy, resolutions, digests, locker.previous
+            )
+            document["tool"]["envlock"].update(builds.to_dict())
             # The lock as it will be read back: checked against the policy now (a violation
             # stops here, nothing written), compared with the previous one after writing.
             candidate = lockfile.parse(env.lock_path, lockfile.render(document))
@@ -246,6 +253,7 @@ class _EnvLocker:
                 self.policy,
                 preferences=prefs,
                 constraints=constraints,
+                spec_constraints=self.env.constraint_requirements,
                 progress=self.progress,
             )
         except ResolutionError as exc:
@@ -290,6 +298,12 @@ class _EnvLocker:
             )
             if isinstance(result, Rejection):
                 return f"{name} {newest}: {result.detail}"
+        limits = [
+            c for c in on_target(self.env.constraint_requirements, res.target) if c.name == name
+        ]
+        outside = excluded_by(limits, newest)
+        if outside is not None:
+            return outside.rejection.detail
         pkg = res.packages[name]
         for who, text in pkg.required_by:
             try:

@@ -90,7 +90,7 @@ def is_ready(directory: str, lock_sha256: str, platform: str) -> bool:
 def freshness_stamp(spec_path: str, env_name: str, platform: str, lock_sha256: str) -> str:
     """What decides whether the lock is fresh for the spec, as one hash: envlock's version, the
     spec's path and bytes, the environment, the platform, the lock's sha256 and every
-    ``ENVLOCK_*`` variable (``ENVLOCK_INDEX_URL`` changes the spec's hash). Raises OSError."""
+    ``ENVLOCK_*`` variable (any of them may change what a full run decides). Raises OSError."""
     with open(spec_path, "rb") as f:
         spec_bytes = f.read()
     h = _sha256()

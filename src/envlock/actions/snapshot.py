@@ -3,12 +3,12 @@ snapshotting every artifact they need into the store (building locked sdists on 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from envlock.errors import UsageError
+from envlock.errors import NetworkError, UsageError
 from envlock.interpreters import mirror_url
 from envlock.lock import lockfile
 from envlock.lock.artifacts import Artifact
@@ -94,11 +94,13 @@ def check_archive_buildable(spec: Path, snap: Snapshot, platform: str) -> None:
 
 @dataclass(frozen=True)
 class Needed:
-    """Every artifact some snapshots need (interpreters included, through the mirror), and the
-    locked sdists each target builds into a wheel."""
+    """Every artifact some snapshots need (interpreters and the build packages of locked sdists
+    included, interpreters through the mirror), and the locked sdists each target builds into a
+    wheel."""
 
     artifacts: dict[str, Artifact]
     to_build: list[tuple[Snapshot, Target, Artifact]]
+    interpreters: frozenset[str] = frozenset()  # sha256 of the interpreter archives
 
     @property
     def lease_keys(self) -> set[str]:
@@ -108,6 +110,7 @@ class Needed:
 def needed(snapshots: Sequence[Snapshot]) -> Needed:
     artifacts: dict[str, Artifact] = {}
     to_build: list[tuple[Snapshot, Target, Artifact]] = []
+    interpreters: set[str] = set()
     for snap in snapshots:
         for platform in snap.platforms or tuple(sorted(snap.lock.targets)):
             target = snap.lock.target(platform)
@@ -115,13 +118,35 @@ def needed(snapshots: Sequence[Snapshot]) -> Needed:
                 artifacts.setdefault(art.sha256, art)
                 if not art.is_wheel:
                     to_build.append((snap, target, art))
+                    for f in snap.lock.build_packages(art.sha256, platform) or ():
+                        artifacts.setdefault(f.sha256, f.artifact)
             interpreter = snap.lock.interpreter(platform)
             if interpreter is not None:
                 # Downloaded like any artifact, from the mirror when one is set.
                 art = interpreter.artifact
                 url = mirror_url(art.url, snap.env.mirror)
                 artifacts.setdefault(art.sha256, replace(art, url=url))
-    return Needed(artifacts, to_build)
+                interpreters.add(art.sha256)
+    return Needed(artifacts, to_build, frozenset(interpreters))
+
+
+def _interpreter_download(
+    interpreters: frozenset[str],
+) -> Callable[[Artifact, NetworkError], NetworkError]:
+    """A failed download of a bundled interpreter says so, and the ways round it: a machine
+    with no route to GitHub is common (CI behind a firewall), "cannot reach" is not enough."""
+
+    def explain(art: Artifact, exc: NetworkError) -> NetworkError:
+        if art.sha256 not in interpreters:
+            return exc
+        return NetworkError(
+            f"downloading the bundled CPython {art.version} ({art.filename}) failed: {exc.message}",
+            hint="set ENVLOCK_PYTHON_MIRROR (or python-mirror in envlock.toml) to a mirror of "
+            "python-build-standalone, name your own archives in [interpreter-sources], or use "
+            'interpreter = "system"',
+        )
+
+    return explain
 
 
 def snapshot(
@@ -154,13 +179,15 @@ def snapshot(
             list(need.artifacts.values()),
             lambda: HttpClient.for_environments(envs, check_indexes=False),
             events,
+            explain=_interpreter_download(need.interpreters),
         )
         for snap, target, art in need.to_build:
             sdist = store.get(art.sha256, art.filename, art.size)
             assert sdist is not None  # fetched just above
             if built_wheel(store, art.sha256, target) is None:
                 (events or FetchEvents()).building(art)
-            ensure_built(store, art, sdist, target, [i.url for i in snap.env.indexes])
+            packages = snap.lock.build_packages(art.sha256, target.platform)
+            ensure_built(store, art, sdist, target, packages)
     return result
 
 

@@ -150,3 +150,47 @@ def _upload_times(lock: LockFile) -> Mapping[tuple[str, str, str], datetime]:
             if dist.upload_time is not None:
                 out[(str(pkg.name), str(pkg.version), dist.filename)] = dist.upload_time
     return out
+
+
+@dataclass(frozen=True)
+class BuildRow:
+    """A build package: installed only while a locked sdist is built into a wheel, never into
+    the environment itself."""
+
+    name: NormalizedName
+    version: str
+    platforms: tuple[str, ...]  # sorted: the platforms whose builds install it
+    index: str | None
+    files: tuple[Artifact, ...]  # sorted by filename
+    needed_by: tuple[str, ...]  # "name version" of the sdists whose builds install it, sorted
+
+
+def build_rows(lock: LockFile, platforms: Sequence[str] = ()) -> list[BuildRow]:
+    """One row per build package version that building the sdists ``platforms`` install needs
+    (default: every locked platform), in (name, version) order."""
+    files: dict[tuple[str, str], dict[str, Artifact]] = {}
+    where: dict[tuple[str, str], set[str]] = {}
+    needed: dict[tuple[str, str], set[str]] = {}
+    for platform in _platforms(lock, platforms):
+        for art in lock.artifacts(lock.target(platform)):
+            if art.is_wheel:
+                continue
+            for f in lock.build_packages(art.sha256, platform) or ():
+                key: tuple[str, str] = (f.package, f.version)
+                files.setdefault(key, {})[f.name] = f.artifact
+                where.setdefault(key, set()).add(platform)
+                needed.setdefault(key, set()).add(f"{art.name} {art.version}")
+    out = []
+    for found in sorted(files, key=lambda k: (k[0], Version(k[1]))):
+        arts = tuple(sorted(files[found].values(), key=lambda a: a.filename))
+        out.append(
+            BuildRow(
+                arts[0].name,
+                found[1],
+                tuple(sorted(where[found])),
+                next((a.index for a in arts if a.index), None),
+                arts,
+                tuple(sorted(needed[found])),
+            )
+        )
+    return out

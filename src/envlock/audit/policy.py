@@ -77,11 +77,12 @@ def check(
             if rule is not None:
                 add("deny", f"denied by the rule {str(rule)!r} ({target.platform})")
                 break
-        if policy.allowed_licenses is not None:
+        permitted = policy.licenses_for(name)
+        if permitted is not None:
             license = lock.license(name, version)
-            verdict = allowed(license, policy.allowed_licenses)
+            verdict = allowed(license, permitted)
             if verdict is False:
-                add("allowed-licenses", f"license {license} is not in allowed-licenses")
+                add("allowed-licenses", f"license {license} is not in {_lists(policy, name)}")
             elif verdict is None:
                 said = f" ({license!r} is not an SPDX expression)" if license else ""
                 add("allowed-licenses", f"license unknown{said}", "unknown")
@@ -93,6 +94,14 @@ def check(
                 newest = max(times).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M")
                 add("min-age", f"uploaded {newest} UTC, within min-age ({policy.min_age_text})")
     return sorted(out, key=lambda f: (f.name, Version(f.version), f.rule))
+
+
+def _lists(policy: SpecPolicy, name: str) -> str:
+    """Which lists allowed ``name``'s licenses, for the message of a violation."""
+    globs = [repr(g) for g, _ in policy.exceptions_for(name)]
+    if not globs:
+        return "allowed-licenses"
+    return f"allowed-licenses or license-exceptions {', '.join(globs)}"
 
 
 def _stray_files(stray: list[PackageWheel | PackageSdist], index: str | None) -> str:

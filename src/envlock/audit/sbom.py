@@ -1,5 +1,6 @@
 """A lock as a CycloneDX 1.6 JSON SBOM, built with cyclonedx-python-lib: a component per package
-version (purl, license, sha256 of every file), the bundled interpreter, the dependency graph.
+version (purl, license, sha256 of every file), the bundled interpreter, the dependency graph, and
+the build packages of locked sdists (scope "excluded": they run at build time only, never ship).
 
 Deterministic: the serial number derives from the lock's sha256 and the platforms included, and
 there is no wall-clock timestamp unless one is passed, so the same lock gives the same bytes.
@@ -27,14 +28,14 @@ from cyclonedx.model import (
     XsUri,
 )
 from cyclonedx.model.bom import Bom
-from cyclonedx.model.component import Component, ComponentType
+from cyclonedx.model.component import Component, ComponentScope, ComponentType
 from cyclonedx.model.license import LicenseAcknowledgement
 from cyclonedx.output.json import JsonV1Dot6
 from packageurl import PackageURL
 
 import envlock
 from envlock._urls import redact
-from envlock.audit.inventory import InterpreterRow, PackageRow, interpreter_rows
+from envlock.audit.inventory import BuildRow, InterpreterRow, PackageRow, interpreter_rows
 from envlock.lock.lockfile import LockFile
 
 # Namespace of envlock's serial numbers (uuid5 of the lock's hash and the platforms included).
@@ -49,6 +50,7 @@ def cyclonedx(
     *,
     platforms: Sequence[str] = (),
     timestamp: datetime | None = None,
+    builds: Sequence[BuildRow] = (),
 ) -> str:
     """The CycloneDX 1.6 JSON SBOM of ``rows`` (from :func:`inventory.rows`) and the bundled
     interpreters of ``platforms`` (default: every locked one; pass the rows' own selection)."""
@@ -79,6 +81,11 @@ def cyclonedx(
     for row in rows:
         bom.register_dependency(components[(row.name, row.version)], edges[_ref(row)])
     for component in pythons:
+        bom.register_dependency(component)
+    for build in builds:
+        # Not in the environment's graph: nothing imports a build package at run time.
+        component = _build_package(build)
+        bom.components.add(component)
         bom.register_dependency(component)
     direct = _roots(components, edges) + pythons
     bom.register_dependency(root, sorted(direct, key=lambda c: str(c.bom_ref)))
@@ -155,6 +162,39 @@ def _package(row: PackageRow) -> Component:
         licenses=licenses,
         external_references=references,
         properties=[Property(name="envlock:platform", value=p) for p in row.platforms],
+    )
+
+
+def _build_package(row: BuildRow) -> Component:
+    """A package installed only while locked sdists were built into wheels."""
+    qualifiers = {}
+    if row.index is not None and not _is_pypi(row.index):
+        qualifiers["repository_url"] = redact(row.index)
+    return Component(
+        type=ComponentType.LIBRARY,
+        name=row.name,
+        version=row.version,
+        bom_ref=f"build/pkg:pypi/{row.name}@{row.version}",
+        scope=ComponentScope.EXCLUDED,
+        purl=PackageURL(type="pypi", name=row.name, version=row.version, qualifiers=qualifiers),
+        hashes=(
+            [HashType(alg=HashAlgorithm.SHA_256, content=row.files[0].sha256)]
+            if len(row.files) == 1
+            else []
+        ),
+        external_references=[
+            ExternalReference(
+                type=ExternalReferenceType.DISTRIBUTION,
+                url=XsUri(redact(art.url)),
+                comment=art.filename,
+                hashes=[HashType(alg=HashAlgorithm.SHA_256, content=art.sha256)],
+            )
+            for art in row.files
+        ],
+        properties=[
+            Property(name="envlock:build-dependency-of", value=who) for who in row.needed_by
+        ]
+        + [Property(name="envlock:platform", value=p) for p in row.platforms],
     )
 
 

@@ -1,7 +1,8 @@
 """Locked sdists built into wheels once, at fetch time, cached under the sdist's sha256.
 
-The build runs in an isolated environment whose build requirements come from the spec's indexes
-(PyPA ``build``). A pure-Python result serves every platform; a native one only the host.
+The build is isolated and offline: a fresh environment holding only the build packages the lock
+pins for the target (from the cache), ``SOURCE_DATE_EPOCH`` fixed (:mod:`envlock.builds`). A
+pure-Python result serves every platform; a native one only targets whose tags it carries.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from packaging.tags import create_compatible_tags_selector
-from packaging.utils import parse_wheel_filename
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-from envlock.cache.store import ArtifactStore
-from envlock.errors import BuildError
+from envlock.cache.store import ArtifactStore, CorruptEntry
+from envlock.errors import BuildError, MissingArtifactsError
 from envlock.lock.artifacts import Artifact
+from envlock.lock.builds import BuildFile
 from envlock.platforms import Target, host_platform
 
 
@@ -30,55 +32,114 @@ def built_wheel(store: ArtifactStore, sdist_sha256: str, target: Target) -> Path
 
 
 def ensure_built(
-    store: ArtifactStore, art: Artifact, sdist: Path, target: Target, index_urls: Sequence[str]
+    store: ArtifactStore,
+    art: Artifact,
+    sdist: Path,
+    target: Target,
+    packages: Sequence[BuildFile] | None,
 ) -> Path:
-    """A wheel built from ``sdist`` that ``target`` can install (building it if needed)."""
+    """A wheel built from ``sdist`` that ``target`` can install (building it if needed) with the
+    build ``packages`` the lock pins for ``target`` (None: the lock pins none)."""
     found = built_wheel(store, art.sha256, target)
     if found is not None:
         return found
     directory = store.built_dir(art.sha256)
     if directory.is_dir() and any(directory.glob("*.whl")):
-        raise _foreign_native(art, target)
+        raise foreign_native(art, target, sorted(directory.glob("*.whl"))[0].name)
+    if packages is None:
+        raise BuildError(
+            f"{_label(art)}: the lock pins no build dependencies for {target.platform}, so it "
+            "cannot be built offline",
+            hint="run `envlock lock` (envlock pins each sdist's build dependencies)",
+        )
     with store.lock("build-" + art.sha256):
         found = built_wheel(store, art.sha256, target)
         if found is not None:
             return found
-        wheel, name = _build(store, art, sdist, index_urls)
+        wheel, name = _build(store, art, sdist, target, packages)
         directory.mkdir(parents=True, exist_ok=True)
         os.replace(wheel, directory / name)
     found = built_wheel(store, art.sha256, target)
     if found is None:
-        raise _foreign_native(art, target)
+        raise foreign_native(art, target, name)
     return found
 
 
-def _foreign_native(art: Artifact, target: Target) -> BuildError:
+def foreign_native(art: Artifact, target: Target, wheel: str) -> BuildError:
+    """A platform-specific wheel built here cannot serve ``target``: say where to build it."""
+    p = target.platform
     return BuildError(
-        f"{art.filename} builds a platform-specific wheel on {host_platform()}, which cannot "
-        f"serve {target.platform}",
-        hint=f"build on a {target.platform} machine, or lock a version with {target.platform} "
-        "wheels",
+        f"{_label(art)} builds a platform-specific wheel ({wheel}) on this {host_platform()} "
+        f"host, which cannot serve {p}: it must be built on a {p} machine",
+        hint=f"run `envlock fetch --platform {p}` on a {p} machine, then `envlock push`: the "
+        "snapshot carries built wheels, so the fleet (`--from-snapshot`) never builds",
     )
 
 
+def _label(art: Artifact) -> str:
+    return f"{art.name} {art.version} ({art.filename})"
+
+
+def cached_files(store: ArtifactStore, files: Sequence[BuildFile]) -> list[tuple[BuildFile, Path]]:
+    """Each build package's wheel in the cache (intact); a missing one is an error."""
+    out, missing = [], []
+    for f in files:
+        try:
+            path = store.get(f.sha256, f.name, f.size)
+        except CorruptEntry:
+            path = None
+        if path is None:
+            missing.append(f.name)
+        else:
+            out.append((f, path))
+    if missing:
+        raise MissingArtifactsError(
+            f"build packages are not in the cache: {', '.join(missing)}",
+            hint="run `envlock fetch` (builds never use the network)",
+        )
+    return out
+
+
 def _build(
-    store: ArtifactStore, art: Artifact, sdist: Path, index_urls: Sequence[str]
+    store: ArtifactStore,
+    art: Artifact,
+    sdist: Path,
+    target: Target,
+    packages: Sequence[BuildFile],
 ) -> tuple[Path, str]:
     """The built wheel (a scratch file of the cache) and its file name."""
-    # The build frontend and the network stack are needed only here: keep them off the
-    # import path of materialize.
+    # The build frontend is needed only here: keep it off the import path of materialize.
+    from envlock.builds.environment import (
+        build_environment,
+        build_python,
+        call_hook,
+        check_installable,
+        hooks,
+    )
+    from envlock.builds.requires import read_build_system
     from envlock.core_metadata import MetadataError
-    from envlock.index.sdist import isolated_builder, unpack_sdist
+    from envlock.index.sdist import unpack_sdist
 
+    label = _label(art)
     work = store.scratch_dir("build-" + art.sha256)  # the caller holds that lock
     try:
         source = unpack_sdist(sdist.read_bytes(), art.filename, work / "src")
-        with isolated_builder(source, index_urls, art.filename) as builder:
-            try:
-                built = Path(builder.build("wheel", work / "dist"))
-            except Exception as exc:  # the backend is foreign code
-                raise BuildError(f"building {art.filename} failed: {str(exc)[:300]}") from None
-        name, version, _, _ = parse_wheel_filename(built.name)
+        system = read_build_system(source, label)
+        python = build_python(target)
+        check_installable(packages, python, label)
+        files = cached_files(store, packages)
+        dist = work / "dist"
+        dist.mkdir()
+        with build_environment(store, files, python, work) as env_python:
+            caller = hooks(source, system, env_python)
+            built_name = call_hook(label, "build_wheel", lambda: caller.build_wheel(str(dist)))
+        built = dist / built_name
+        if "/" in built_name or not built.is_file() or not built_name.endswith(".whl"):
+            raise BuildError(f"{label}: the backend reported {built_name!r}, not a wheel it built")
+        try:
+            name, version, _, _ = parse_wheel_filename(built.name)
+        except InvalidWheelFilename:
+            raise BuildError(f"{label}: the backend built {built.name!r}, not a wheel") from None
         if name != art.name or str(version) != str(art.version):
             raise BuildError(f"{art.filename} built {built.name}, not {art.name} {art.version}")
         final = store.scratch_file("build-" + art.sha256, ".whl")

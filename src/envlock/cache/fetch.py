@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from envlock.cache.store import ArtifactStore, CorruptEntry
-from envlock.errors import IntegrityError, NetworkError
+from envlock.errors import InsecureTransport, IntegrityError, NetworkError
 from envlock.index.client import HttpClient, redact, status_error
 from envlock.lock.artifacts import Artifact
 
@@ -32,6 +32,10 @@ class FetchEvents:
     done: Callable[[Artifact], None] = lambda art: None
     corrupt: Callable[[Artifact], None] = lambda art: None
     building: Callable[[Artifact], None] = lambda art: None  # a locked sdist, into a wheel
+
+
+# A download's NetworkError, said again for what the artifact is (a bundled interpreter).
+Explain = Callable[[Artifact, NetworkError], NetworkError]
 
 
 @dataclass
@@ -69,8 +73,10 @@ def fetch(
     make_client: Callable[[], HttpClient],
     events: FetchEvents | None = None,
     max_workers: int = 8,
+    explain: Explain | None = None,
 ) -> FetchResult:
-    """Make every artifact present in the store; raises on the first failure."""
+    """Make every artifact present in the store; raises on the first failure (a
+    :class:`NetworkError` through ``explain``, which may say more about that artifact)."""
     events = events or FetchEvents()
     result = FetchResult()
     repaired: list[Artifact] = []
@@ -90,7 +96,9 @@ def fetch(
         cancel = Cancellation(http.cancelled)
         pool = ThreadPoolExecutor(max_workers, "envlock-fetch")
         try:
-            futures = [pool.submit(_fetch_one, store, http, a, events, cancel) for a in todo]
+            futures = [
+                pool.submit(_fetch_one, store, http, a, events, cancel, explain) for a in todo
+            ]
             for future in as_completed(futures):
                 future.result()
         except BaseException:
@@ -155,6 +163,24 @@ def _shutdown(sock: socket.socket) -> None:
 
 
 def _fetch_one(
+    store: ArtifactStore,
+    http: HttpClient,
+    art: Artifact,
+    events: FetchEvents,
+    cancel: Cancellation,
+    explain: Explain | None = None,
+) -> Artifact:
+    try:
+        return _fetch_locked(store, http, art, events, cancel)
+    except InsecureTransport:
+        raise  # the transport policy's refusal says what to do already
+    except NetworkError as exc:
+        if explain is None:
+            raise
+        raise explain(art, exc) from None
+
+
+def _fetch_locked(
     store: ArtifactStore,
     http: HttpClient,
     art: Artifact,

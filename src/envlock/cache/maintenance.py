@@ -145,7 +145,11 @@ def _needs(path: Path, registered: bool) -> set[str]:
         lock = lockfile.load_named(path)
         if lock.foreign:  # another tool's lock (--lock): no targets recorded, keep every file
             return lock.file_hashes()
-        return {a.sha256 for a in lock.all_artifacts()} | {i.sha256 for i in lock.interpreters()}
+        return (
+            {a.sha256 for a in lock.all_artifacts()}
+            | {i.sha256 for i in lock.interpreters()}
+            | {f.sha256 for f in lock.builds.files.values()}  # build packages of its sdists
+        )
     except EnvlockError as exc:
         if not registered:
             raise

@@ -30,7 +30,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 from envlock.cache.unpack import check_space
 from envlock.errors import IntegrityError
@@ -79,12 +79,19 @@ class _Member:
     link: str  # hard links: the tree path of the file; links: the target as written
 
 
-def unpack_tar(archive: Path, dest: Path, label: str, rules: TarRules) -> list[Extracted]:
-    """Unpack ``archive`` into the empty directory ``dest`` (which the caller removes on error).
+def unpack_tar(
+    archive: Path | BinaryIO, dest: Path, label: str, rules: TarRules
+) -> list[Extracted]:
+    """Unpack ``archive`` (a path, or a seekable binary file) into the empty directory ``dest``
+    (which the caller removes on error).
 
     IntegrityError (naming ``label``) for an unsafe or broken archive; OSError for the disk."""
     try:
-        with tarfile.open(archive, "r:*") as tar:
+        with (
+            tarfile.open(archive, "r:*")
+            if isinstance(archive, Path)
+            else tarfile.open(fileobj=archive, mode="r:*")
+        ) as tar:
             members, total, outward = _check_members(tar, label, rules, str(dest))
             check_space(dest, total, label)
             written = _extract(tar, members, dest, label, rules)

@@ -69,6 +69,9 @@ def _register() -> None:
 
 
 def _interrupt(signum: int, frame: object) -> None:
+    # Once: `timeout` and process managers send SIGTERM to the process and again to its group,
+    # and a second one must not cut short the cleanup the first one started.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 

@@ -144,7 +144,7 @@ def _document(report: AuditReport, fmt: Format, timestamp: bool) -> str:
 
     e = report.environments[0]
     when = datetime.now(timezone.utc).replace(microsecond=0) if timestamp else None
-    return cyclonedx(e.lock, e.rows, platforms=e.platforms, timestamp=when) + "\n"
+    return cyclonedx(e.lock, e.rows, platforms=e.platforms, timestamp=when, builds=e.builds) + "\n"
 
 
 def _emit(output: Path | None, text: str | None) -> None:
@@ -210,6 +210,19 @@ def _table(report: AuditReport, e: EnvironmentAudit) -> None:
             # a python-build-standalone release is named after its date
             f"{i.build[:4]}-{i.build[4:6]}-{i.build[6:]}" if len(i.build) == 8 else "-",
             "[green]ok[/green]",
+        )
+    # Build packages ran only while locked sdists were built: part of the supply chain too.
+    for brow in e.builds:
+        vulns = report.vulnerabilities_of(brow.name, brow.version)
+        table.add_row(
+            brow.name,
+            brow.version,
+            "all" if set(brow.platforms) == every else ", ".join(brow.platforms),
+            e.index_label(brow.index),
+            "build (" + ", ".join(brow.needed_by) + ")",
+            "-",
+            "-",
+            "[green]ok[/green]" + (f" [bold red]{len(vulns)} vuln[/bold red]" if vulns else ""),
         )
     _print(table)
 

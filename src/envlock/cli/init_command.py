@@ -80,9 +80,10 @@ def init(
         warn(message)
     v = result.values
     envs = f"; environments: {', '.join(v.environments)}" if v.environments else ""
+    limits = f", {len(v.constraints)} constraints" if v.constraints else ""
     info(
         f"wrote {escape(str(spec))}: python {v.python}, platforms {', '.join(v.platforms)}, "
-        f"{len(v.dependencies)} dependencies{envs}"
+        f"{len(v.dependencies)} dependencies{limits}{envs}"
     )
     where = "" if spec == init_target(None) else f" --spec {escape(str(spec))}"
     info(f"next: review it, then run `envlock lock{where}`")

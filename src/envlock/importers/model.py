@@ -33,6 +33,7 @@ class Imported:
 
     source: Path
     dependencies: tuple[str, ...] = ()
+    constraints: tuple[str, ...] = ()  # the spec's `constraints` (pip's -c files)
     # name -> requirements the environment ADDS to the top-level ``dependencies``
     environments: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     indexes: tuple[ImportedIndex, ...] = ()  # in envlock's order: the first that has a package

@@ -1,8 +1,10 @@
-"""pip requirement files (``requirements.txt``/``.in``, ``-r`` includes) -> :class:`Imported`.
+"""pip requirement files (``requirements.txt``/``.in``, ``-r``/``-c`` includes) -> Imported.
 
-Only what a lock can honour is taken: requirements, index URLs, ``--pre``. Lines envlock cannot
-lock (editables, paths, URLs, VCS, find-links) fail naming ``file:line``; ``--hash`` and ``-c`` are
-ignored with a warning (envlock records its own hashes and has no constraints files).
+Only what a lock can honour is taken: requirements, constraints (``-c`` files, as the spec's
+``constraints``), index URLs, ``--pre``. Lines envlock cannot lock (editables, paths, URLs, VCS,
+find-links) fail naming ``file:line``; ``--hash`` is ignored with a warning (envlock records its
+own hashes). Which lines are constraints follows pip: every line of a file included with ``-c``,
+and a ``-r`` inside such a file includes requirements again.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ _IGNORED = {
 @dataclass
 class _State:
     dependencies: list[str] = field(default_factory=list)
+    constraints: list[str] = field(default_factory=list)
     index_url: str | None = None
     extra_urls: list[str] = field(default_factory=list)
     secret_urls: set[str] = field(default_factory=set)
@@ -85,7 +88,7 @@ class _State:
 def parse_requirements(path: Path) -> Imported:
     """Import a pip requirements file and everything it includes with ``-r``."""
     state = _State()
-    _parse_file(path, [], state)
+    _parse_file(path, [], state, constraint=False)
     primary = state.index_url or PYPI_URL
     # uv's order (and the safe one): extra indexes before the main one, each package from the
     # first index that has it; pip instead merges versions from all of them.
@@ -107,6 +110,7 @@ def parse_requirements(path: Path) -> Imported:
     return Imported(
         source=path,
         dependencies=unique(state.dependencies),
+        constraints=unique(state.constraints),
         indexes=indexes,
         insecure_hosts=unique(state.insecure),
         prerelease=state.prerelease,
@@ -114,7 +118,7 @@ def parse_requirements(path: Path) -> Imported:
     )
 
 
-def _parse_file(path: Path, stack: list[Path], state: _State) -> None:
+def _parse_file(path: Path, stack: list[Path], state: _State, *, constraint: bool) -> None:
     real = path.resolve()
     if real in stack:
         chain = " -> ".join(str(p) for p in [*stack[stack.index(real) :], real])
@@ -122,8 +126,9 @@ def _parse_file(path: Path, stack: list[Path], state: _State) -> None:
     state.files += 1
     if state.files > MAX_FILES:
         raise UsageError(f"{path}: more than {MAX_FILES} requirement files included; refusing")
-    text = read_text(path, "requirements file")
+    text = read_text(path, "constraints file" if constraint else "requirements file")
     hashes = 0
+    extras: list[str] = []
     for lineno, line in _logical_lines(text):
         where = f"{path}:{lineno}"
         variable = _ENV_VAR.search(line)
@@ -143,8 +148,25 @@ def _parse_file(path: Path, stack: list[Path], state: _State) -> None:
         for name, value in _options(options, where):
             hashes += name == "--hash"
             _option(name, value, path, where, [*stack, real], state)
-        if requirement:
-            state.dependencies.append(_requirement(requirement, where))
+        if not requirement:
+            continue
+        checked = _requirement(requirement, where)
+        if not constraint:
+            state.dependencies.append(checked)
+            continue
+        req = Requirement(checked)
+        if req.extras:
+            # pip refuses extras in a constraint; what it can only mean is the versions of the
+            # package itself (pip-tools' --strip-extras writes exactly that).
+            extras.append(checked)
+            req.extras = set()
+        state.constraints.append(str(req))
+    if extras:
+        shown = ", ".join(extras[:3]) + (f" and {len(extras) - 3} more" if len(extras) > 3 else "")
+        state.warnings.append(
+            f"{path}: extras removed from {len(extras)} constraint(s), which limit versions "
+            f"only: {shown}"
+        )
     if hashes:
         state.warnings.append(
             f"{path}: {hashes} --hash option(s) ignored: envlock locks and checks the sha256 of "
@@ -210,19 +232,16 @@ def _option(
         raise UsageError(f"{where}: {_UNSUPPORTED[name]}")
     if name in _IGNORED:
         state.warnings.append(f"{where}: {_IGNORED[name]}")
-    elif name == "--requirement" and value is not None:
+    elif name in ("--requirement", "--constraint") and value is not None:
+        what = "requirement" if name == "--requirement" else "constraints"
         if _URL.match(value):
             shown = without_userinfo(value)
-            raise UsageError(f"{where}: requirement files from URLs are not supported: {shown}")
+            raise UsageError(f"{where}: {what} files from URLs are not supported: {shown}")
         included = path.parent / value
         if not included.is_file():
             raise UsageError(f"{where}: included file {value} not found ({included})")
-        _parse_file(included, stack, state)
-    elif name == "--constraint":
-        state.warnings.append(
-            f"{where}: constraints file {value} not imported (envlock has none; pin what "
-            "matters in `dependencies`)"
-        )
+        # pip's rule: the option that includes a file decides what its lines are.
+        _parse_file(included, stack, state, constraint=name == "--constraint")
     elif name == "--index-url" and value is not None:
         state.index_url = _index_url(value, where, state)
     elif name == "--extra-index-url" and value is not None:

@@ -30,8 +30,9 @@ class Credentials:
     def __init__(self, indexes: Sequence[Index]) -> None:
         self._by_host: dict[str, tuple[str, str]] = {}
         for index in indexes:
-            parts = urlsplit(index.url)
-            host = host_of(index.url)
+            # Credentials go where the requests go: a mirror's host when one is set.
+            parts = urlsplit(index.fetch_url)
+            host = host_of(index.fetch_url)
             prefix = f"ENVLOCK_INDEX_{_env_name(index.name)}_"
             user = os.environ.get(prefix + "USERNAME")
             password = os.environ.get(prefix + "PASSWORD")

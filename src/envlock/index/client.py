@@ -21,12 +21,12 @@ import httpx
 from envlock import __version__
 from envlock.errors import EnvlockError, NetworkError
 from envlock.index.auth import BasicAuth, Credentials, host_of, redact
+from envlock.index.local import file_response
 from envlock.index.transport import (
     HttpSettings,
     SecurityPolicy,
     deadline_passed,
     enforce_deadlines,
-    file_response,
     insecure_hosts_from_env,
     set_deadline,
     ssl_context,
@@ -83,12 +83,12 @@ class HttpClient:
     ) -> HttpClient:
         """The client for these environments' indexes and insecure hosts; with
         ``check_indexes``, an index the transport policy refuses fails before any request."""
-        indexes = list({i.url: i for env in envs for i in env.indexes}.values())
+        indexes = list({i.fetch_url: i for env in envs for i in env.indexes}.values())
         client = cls(indexes, insecure_hosts=frozenset().union(*(e.insecure_hosts for e in envs)))
         if check_indexes:
             try:
                 for index in indexes:
-                    client.policy.check(index.url)
+                    client.policy.check(index.fetch_url)
             except BaseException:
                 client.close()
                 raise
@@ -164,7 +164,7 @@ class HttpClient:
         clean = redact(url)
         self.policy.check(clean)
         if clean.startswith("file:"):
-            return file_response(clean)
+            return file_response(clean, method)
         attempt = 0
         while True:
             attempt += 1

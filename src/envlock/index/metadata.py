@@ -151,10 +151,13 @@ def _metadata_by_range(http: HttpClient, file: DistFile, whole: WholeFile) -> by
         return _metadata_from_zip(_checked(file, response.content, whole), file)
     if response.status_code != 206:
         return None
-    match = re.match(r"bytes \d+-\d+/(\d+)", response.headers.get("content-range", ""))
+    match = re.match(r"bytes (\d+)-\d+/(\d+)", response.headers.get("content-range", ""))
     if not match:
         return None
-    size = int(match.group(1))
+    size = int(match.group(2))
+    if int(match.group(1)) == 0 and len(response.content) == size:
+        # The whole file in one answer (a small wheel): check it like a download.
+        return _metadata_from_zip(_checked(file, response.content, whole), file)
     try:
         return _metadata_from_zip(_RangeFile(http, file.url, size, response.content), file)
     except _RangeRefused:

@@ -21,7 +21,7 @@ from typing import Protocol
 from packaging.utils import NormalizedName, canonicalize_name
 
 from envlock._fs import atomic_write_bytes
-from envlock.core_metadata import CoreMetadata, MetadataError, parse_metadata
+from envlock.core_metadata import CoreMetadata, MetadataError, check_identity, parse_metadata
 from envlock.errors import NetworkError, ResolutionError
 from envlock.index.client import HttpClient, redact, status_error
 from envlock.index.http_cache import CachedPage, PageCache
@@ -88,6 +88,7 @@ class IndexSession:
         self._page_futures: dict[tuple[str, NormalizedName], Future[ProjectPage | None]] = {}
         self._metadata_futures: dict[str, Future[CoreMetadata]] = {}
         self._warned: set[str] = set()
+        self._fetch_urls: dict[str, str] = {}  # index URL -> where it was fetched (a mirror)
 
     def repository(self, routing: Routing) -> HttpRepository:
         """The view of these indexes that one environment's routing allows."""
@@ -99,8 +100,9 @@ class IndexSession:
 
         The first caller fetches it in its own thread and the others wait for that: a fetch is
         never queued behind the very pool threads that wait for it."""
-        key = (index.url, name)
+        key = (index.fetch_url, name)
         with self._lock:
+            self._fetch_urls[index.url] = index.fetch_url
             fut = self._page_futures.get(key)
             owner = fut is None
             if fut is None:
@@ -113,8 +115,11 @@ class IndexSession:
         return fut.result()
 
     def fetch_page(self, index: Index, name: NormalizedName) -> ProjectPage | None:
-        """One index's page of a project (None on 404), revalidated against the disk cache."""
-        url = index.url + name + "/"
+        """One index's page of a project (None on 404), revalidated against the disk cache.
+
+        Fetched from the index's mirror if it has one; its files still name the index itself
+        (``DistFile.index``), which is what a lock records."""
+        url = index.fetch_url + name + "/"
         key = redact(url)
         cached = self._pages.get(key)
         headers = {"Accept": ACCEPT}
@@ -147,12 +152,12 @@ class IndexSession:
 
     def _note_api(self, index: Index, page: ProjectPage) -> None:
         with self._lock:
-            if not page.newer_api or index.url in self._warned:
+            if not page.newer_api or index.fetch_url in self._warned:
                 return
-            self._warned.add(index.url)
+            self._warned.add(index.fetch_url)
         major, minor = page.api_version
         self.warnings.append(
-            f"{redact(index.url)} speaks simple API {major}.{minor}, newer than the "
+            f"{redact(index.fetch_url)} speaks simple API {major}.{minor}, newer than the "
             f"{SUPPORTED_API[0]}.{SUPPORTED_API[1]} envlock knows; reading what it understands"
         )
 
@@ -163,7 +168,10 @@ class IndexSession:
 
     def metadata(self, file: DistFile) -> CoreMetadata:
         """Parsed core metadata of a wheel or sdist (raises MetadataError if unusable)."""
-        return self._metadata_future(file).result()
+        meta = self._metadata_future(file).result()
+        # Again here: files with the same sha256 share one fetch, and so one check.
+        check_identity(meta, file.name, file.version, file.filename)
+        return meta
 
     def _metadata_future(self, file: DistFile) -> Future[CoreMetadata]:
         key = file.sha256 or hashlib.sha256(redact(file.url).encode()).hexdigest()
@@ -180,18 +188,21 @@ class IndexSession:
         if file.sha256:
             try:
                 meta = parse_metadata(path.read_bytes())
-                self.progress.metadata_read()
-                return meta
             except (OSError, MetadataError):  # absent or unreadable: fetch it again
                 pass
+            else:
+                check_identity(meta, file.name, file.version, file.filename)
+                self.progress.metadata_read()
+                return meta
         if file.is_wheel:
             raw = fetch_wheel_metadata(self.http, file, self._learn)
         else:
-            # Build requirements come from the index that served the sdist.
-            raw = sdist_metadata(
-                download(self.http, file, self._learn), file.filename, [file.index]
-            )
+            # Build requirements come from the index that served the sdist (its mirror, if set).
+            with self._lock:
+                where = self._fetch_urls.get(file.index, file.index)
+            raw = sdist_metadata(download(self.http, file, self._learn), file.filename, [where])
         meta = parse_metadata(raw)
+        check_identity(meta, file.name, file.version, file.filename)
         if file.sha256:
             atomic_write_bytes(path, raw)
         self.progress.metadata_read()
@@ -278,7 +289,7 @@ class HttpRepository:
         if only is not None:
             where = indexes[0]
             raise ResolutionError(
-                f"{name} is {only}, but {redact(where.url)} does not list it (HTTP 404)",
+                f"{name} is {only}, but {redact(where.fetch_url)} does not list it (HTTP 404)",
                 hint=(
                     f"envlock never takes it from another index; if it moved, run "
                     f"`envlock lock --upgrade-package {name}`"

@@ -22,11 +22,15 @@ from build import ProjectBuilder
 from build.env import DefaultIsolatedEnv
 from packaging.version import Version
 
+from envlock.cache.tarsafe import TarRules
 from envlock.core_metadata import CoreMetadata, MetadataError, parse_metadata
 
 # Fields a resolver needs; if the backend may compute them, PKG-INFO cannot be trusted.
 _NEEDED = {"requires-dist", "requires-python", "provides-extra"}
 _ENV_LOCK = threading.Lock()
+# What an sdist may hold: a source tree, never more than the biggest real ones (a few hundred
+# MiB, tens of thousands of files) by far.
+SDIST_RULES = TarRules("source distribution", max_members=500_000, max_total=8 << 30)
 
 
 def read_pkg_info(data: bytes, filename: str) -> bytes:
@@ -84,7 +88,9 @@ def build_metadata(data: bytes, filename: str, index_urls: Sequence[str]) -> byt
 
 
 def unpack_sdist(data: bytes, filename: str, dest: Path) -> Path:
-    """Unpack an sdist safely into ``dest``; returns its single top-level directory."""
+    """Unpack an sdist safely into ``dest`` (made if absent); returns its single top-level
+    directory."""
+    dest.mkdir(parents=True, exist_ok=True)
     _extract(data, filename, dest)
     dirs = [p for p in dest.iterdir() if p.is_dir()]
     if len(dirs) != 1:
@@ -134,15 +140,11 @@ def _extract(data: bytes, filename: str, dest: Path) -> None:
                     raise MetadataError(f"{filename} has an unsafe path {name!r}")
             zf.extractall(dest)
         return
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tf:
-        if hasattr(tarfile, "data_filter"):
-            tf.extractall(dest, filter="data")
-        else:  # pragma: no cover - Pythons without PEP 706
-            for member in tf.getmembers():
-                target = (dest / member.name).resolve()
-                if not target.is_relative_to(dest.resolve()) or member.issym() or member.islnk():
-                    raise MetadataError(f"{filename} has an unsafe member {member.name!r}")
-            tf.extractall(dest)
+    # The one tar unpacker, whose rules hold on every Python (tarfile's data filter alone lets
+    # the CVE-2025-4517 layout through on 3.10-3.12 before their 2025 fixes).
+    from envlock.cache.tarsafe import unpack_tar
+
+    unpack_tar(io.BytesIO(data), dest, filename, SDIST_RULES)
 
 
 class _index_env:

@@ -1,4 +1,4 @@
-"""What may go over the wire, and for how long: secure hosts, TLS trust, deadlines, file URLs.
+"""What may go over the wire, and for how long: secure hosts, TLS trust, deadlines.
 
 * Plain ``http://`` (and ``file://`` with a host) is refused for any host but loopback
   (127.0.0.0/8, ``::1``, ``localhost``, which pip also treats as secure) unless the spec's
@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import ipaddress
-import mimetypes
 import os
 import re
 import socket
@@ -21,8 +20,7 @@ import time
 import typing
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import httpcore
 import httpx
@@ -309,33 +307,3 @@ def enforce_deadlines(client: httpx.Client) -> None:
         backend = getattr(pool, "_network_backend", None)
         if backend is not None and not isinstance(backend, _DeadlineBackend):
             pool._network_backend = _DeadlineBackend(backend)  # type: ignore[union-attr]
-
-
-# -- file:// indexes -----------------------------------------------------------------------------
-
-
-def file_response(url: str) -> httpx.Response:
-    """A ``file://`` URL as a response: a directory answers with its ``index.html`` (a PEP 503
-    tree on disk). httpx cannot route file URLs, so the client answers them itself."""
-    parts = urlsplit(url)
-    request = httpx.Request("GET", "http://file.invalid/")
-    if parts.hostname and not is_loopback(parts.hostname):
-        raise InsecureTransport(
-            f"file URLs with a host are not supported: {redact(url)}",
-            hint="mount the share and use file:///path/to/simple/",
-        )
-    path = Path(unquote(parts.path))
-    if path.is_dir():
-        path = path / "index.html"
-    try:
-        data = path.read_bytes()
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-        return httpx.Response(404, request=request)
-    except PermissionError:
-        return httpx.Response(403, request=request)
-    ctype = (
-        "text/html"
-        if path.suffix in (".html", ".htm")
-        else (mimetypes.guess_type(path.name)[0] or "application/octet-stream")
-    )
-    return httpx.Response(200, content=data, headers={"Content-Type": ctype}, request=request)

@@ -269,3 +269,23 @@ def check_interpreter_file(
     except _Invalid as exc:
         return exc.location, exc.reason
     return None
+
+
+def check_build_file(
+    name: str, url: str, sha256: object, size: object, index: str | None = None
+) -> tuple[str, str] | None:
+    """(key, reason) of the first bad value of a build package's pinned wheel, None if all are
+    good: a wheel's rules (``file://`` only from a ``file://`` index; the URL names the file)."""
+    try:
+        file_index = False
+        if index is not None:
+            file_index = _check_url(index, allow_file=True, where="index").scheme == "file"
+        _check_filename(name, "name")
+        parts = _check_url(url, allow_file=file_index, where="url")
+        if unquote(parts.path.rsplit("/", 1)[-1]) != name:
+            raise _Invalid("url", f"does not name the file {name!r}: {_show(url)}")
+        _check_sha256(sha256, "hashes.sha256")
+        _check_size(size, "size")
+    except _Invalid as exc:
+        return exc.location, exc.reason
+    return None

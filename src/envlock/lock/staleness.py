@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from envlock.errors import StaleLockError, UsageError
 from envlock.lock import lockfile
 from envlock.platforms import Target
 from envlock.spec import EnvironmentSpec
+
+if TYPE_CHECKING:
+    from envlock.interpreters import InterpreterBuild
+    from envlock.lock.lockfile import LockFile
 
 
 def staleness(env: EnvironmentSpec, targets: Sequence[Target]) -> str | None:
@@ -39,6 +44,34 @@ def staleness(env: EnvironmentSpec, targets: Sequence[Target]) -> str | None:
             f"{path.name} is stale: locks platform(s) {', '.join(sorted(locked - wanted))} "
             "the spec no longer asks for"
         )
+    if lock.envlock.interpreter == "bundled":
+        return _interpreter_staleness(env, lock)
+    return None
+
+
+def _interpreter_staleness(env: EnvironmentSpec, lock: LockFile) -> str | None:
+    """Each locked interpreter must be the archive the spec gives its platform: the spec hash
+    cannot tell, as the url and sha256 live only in the lock."""
+    # Imported here: a system lock's check stays light (pbs-installer's table is read only
+    # for a platform without [interpreter-sources]).
+    from envlock.interpreters import standalone_builds, unexpected
+
+    table: list[InterpreterBuild] = []
+
+    def builds() -> list[InterpreterBuild]:
+        if not table:
+            table.extend(standalone_builds())
+        return table
+
+    for target in lock.envlock.targets:
+        if target.interpreter is None:
+            continue
+        reason = unexpected(env, target.platform, target.interpreter, builds)
+        if reason is not None:
+            return (
+                f"{lock.path.name} is stale: the interpreter of {target.platform} is not the "
+                f"one the spec gives it ({reason})"
+            )
     return None
 
 

@@ -17,6 +17,7 @@ from envlock.index.simple import DistFile
 from envlock.platforms import Target
 from envlock.progress import LockProgress
 from envlock.resolve.candidates import PYTHON, Policy, Req
+from envlock.resolve.constraints import on_target, uniform_constraints
 from envlock.resolve.explain import explain, explain_too_deep
 from envlock.resolve.prefetch import Crawler
 from envlock.resolve.provider import Provider
@@ -58,12 +59,14 @@ def resolve(
     *,
     preferences: Mapping[str, Version] | None = None,
     constraints: Mapping[str, SpecifierSet] | None = None,
+    spec_constraints: Sequence[Requirement] = (),
     progress: LockProgress | None = None,
 ) -> Resolution:
     """Resolve ``requirements`` for ``target``; raises ResolutionError when impossible.
 
     ``preferences`` are versions to try first (an existing lock); ``constraints`` restrict
-    versions without requiring anything (``uniform-versions``)."""
+    versions without requiring anything (``uniform-versions``), as do the spec's PEP 508
+    ``spec_constraints`` where their markers hold on ``target``."""
     progress = progress or LockProgress()
     roots = [Req.from_requirement(r) for r in requirements if target.marker_matches(r.marker)]
     provider = Provider(
@@ -72,10 +75,13 @@ def resolve(
         policy,
         roots,
         preferences=preferences,
-        constraints=constraints,
+        constraints=[
+            *uniform_constraints(constraints or {}),
+            *on_target(spec_constraints, target),
+        ],
         progress=progress,
     )
-    crawler = Crawler(repo, target, provider.evaluator, preferences or {})
+    crawler = Crawler(repo, target, provider.evaluator, preferences or {}, provider.constraints)
     for root in roots:
         crawler.speculate([root.name], root.extras)
     reporter = Reporter(progress, provider.lookahead.enable, provider.note_rejection)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from functools import partial
 
@@ -21,6 +21,7 @@ from envlock.index.repository import Repository
 from envlock.index.simple import ProjectPage
 from envlock.platforms import Target
 from envlock.resolve.candidates import Candidate, Evaluator
+from envlock.resolve.constraints import Constraint, excluded_by
 
 
 class Crawler:
@@ -32,11 +33,13 @@ class Crawler:
         target: Target,
         evaluator: Evaluator,
         preferences: Mapping[str, Version],
+        constraints: Mapping[str, Sequence[Constraint]] | None = None,
     ) -> None:
         self.repo = repo
         self.target = target
         self.evaluator = evaluator
         self.preferences = preferences
+        self.constraints = constraints or {}
         self._seen: set[str] = set()
         self._lock = threading.Lock()
 
@@ -60,7 +63,13 @@ class Crawler:
         if page is None:
             return
         preferred = self.preferences.get(page.name)
-        versions = [v for v in page.versions if not v.is_prerelease][:20]
+        # A constraint (a pin, often) rules versions out before any guess is made.
+        limits = self.constraints.get(page.name, ())
+        versions = [
+            v
+            for v in page.versions
+            if not v.is_prerelease and (not limits or excluded_by(limits, v) is None)
+        ][:20]
         if preferred is not None and preferred in page.versions:
             versions.insert(0, preferred)
         for version in versions:

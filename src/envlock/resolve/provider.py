@@ -34,6 +34,7 @@ from envlock.resolve.candidates import (
     Rejection,
     Req,
 )
+from envlock.resolve.constraints import Constraint, by_project, excluded_by
 from envlock.resolve.jump import newest_fitting
 from envlock.resolve.lookahead import Lookahead
 
@@ -51,21 +52,23 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         roots: Sequence[Req],
         *,
         preferences: Mapping[str, Version] | None = None,
-        constraints: Mapping[str, SpecifierSet] | None = None,
+        constraints: Sequence[Constraint] = (),
         progress: LockProgress | None = None,
     ) -> None:
         self.target = target
         self.repo = repo
         self.policy = policy
         self.preferences = preferences or {}
-        self.constraints = dict(constraints or {})
+        self.constraints = by_project(constraints)
         self.progress = progress or LockProgress()
         self.evaluator = Evaluator(target, policy)
         self.python_version = Version(target.python_full_version)
         self.rejections: dict[str, dict[Version, Rejection]] = {}
         self.missing: set[str] = set()
         self.roots = list(roots)
-        root_specs: dict[str, SpecifierSet] = dict(self.constraints)
+        # What the spec itself requires: constraints stay out (their versions are rejected with
+        # a reason of their own, which an explanation then names).
+        root_specs: dict[str, SpecifierSet] = {}
         for req in roots:
             if req.name in root_specs:
                 root_specs[req.name] = root_specs[req.name] & req.specifier
@@ -312,7 +315,7 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         allow_pre = self.policy.prerelease == "allow" or any(
             s.prereleases for spec in specs for s in spec
         )
-        constraint = self.constraints.get(name)
+        limits = self.constraints.get(name, ())
         versions = list(page.versions)
         preferred = self.preferences.get(name)
         if preferred is not None and preferred in versions:
@@ -324,10 +327,9 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
             if version.is_prerelease and not allow_pre and version not in pinned:
                 rejections.setdefault(version, _PRERELEASE)
                 continue
-            if constraint is not None and not constraint.contains(version, prereleases=True):
-                rejections[version] = Rejection(
-                    "constraint", f"outside {name}{constraint} (uniform-versions)"
-                )
+            outside = excluded_by(limits, version) if limits else None
+            if outside is not None:
+                rejections[version] = outside.rejection
                 continue
             result = self.evaluator.evaluate(
                 name, version, page.files_of(version), version in pinned
