@@ -76,16 +76,21 @@ def audit(
     db: Path | None = None,
     cache_dir: Path | None = None,
     now: datetime | None = None,
+    given: LockFile | None = None,
 ) -> AuditReport:
-    """Audit each environment's lock; with ``vulnerabilities`` also look every pinned version
-    up in OSV (``db``: an offline OSV database, else the OSV API)."""
+    """Audit each environment's lock (``given``: the lock of the one environment, named with
+    --lock, audited as it is); with ``vulnerabilities`` also look every pinned version up in
+    OSV (``db``: an offline OSV database, else the OSV API)."""
     audits = []
     notes: list[str] = []
     for env in envs:
-        lock = lockfile.load(env.lock_path)
-        stale = staleness(env, env.targets)
-        if stale is not None:  # the audit is of what is locked, which the spec no longer says
-            notes.append(f"{stale}; auditing the lock as it is")
+        if given is not None:
+            lock = given
+        else:
+            lock = lockfile.load(env.lock_path)
+            stale = staleness(env, env.targets)
+            if stale is not None:  # the audit is of what is locked, which the spec no longer says
+                notes.append(f"{stale}; auditing the lock as it is")
         chosen = _platforms(lock, platforms)
         found = check(lock, env.policy, platforms=set(chosen), pins=spec_pins(env), now=now)
         audits.append(

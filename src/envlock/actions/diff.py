@@ -16,6 +16,7 @@ from pathlib import Path
 from envlock.errors import UsageError
 from envlock.lock import lockfile
 from envlock.lock.diff import LockDiff, compare
+from envlock.lock.foreign import ForeignScope
 
 _HINT = "or name the two locks to compare: envlock diff OLD NEW"
 
@@ -31,21 +32,24 @@ class LockComparison:
     note: str | None = None  # "not in HEAD: every package is new"
 
 
-def compare_files(old: Path, new: Path) -> LockComparison:
-    """Two lock files on disk (each must exist and be a valid lock)."""
-    diff = compare(lockfile.load_named(old), lockfile.load_named(new))
+def compare_files(old: Path, new: Path, foreign: ForeignScope | None = None) -> LockComparison:
+    """Two lock files on disk (each must exist and be a valid lock); a lock another tool wrote
+    is compared on ``foreign``'s platforms."""
+    diff = compare(lockfile.load_named(old, foreign), lockfile.load_named(new, foreign))
     return LockComparison(f"{old} -> {new}", str(old), str(new), diff)
 
 
-def compare_with_git(path: Path, rev: str, title: str | None = None) -> LockComparison:
+def compare_with_git(
+    path: Path, rev: str, title: str | None = None, foreign: ForeignScope | None = None
+) -> LockComparison:
     """The lock at ``path`` as committed in ``rev`` against the working tree (``title`` names
     it in the header, default: the path); a lock missing on one side is an empty one."""
     root, relative = _locate(path)
     commit = _commit(root, rev)
     committed = None if commit is None else _show(root, commit, relative)
     old_label = f"{rev}:{relative}"
-    old = None if committed is None else lockfile.parse(Path(old_label), committed)
-    current = lockfile.read(path)
+    old = None if committed is None else lockfile.parse(Path(old_label), committed, foreign)
+    current = lockfile.read(path, foreign)
     note = None
     if old is None and current is None:
         note = f"not locked: neither in {rev} nor in the working tree"

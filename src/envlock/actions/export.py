@@ -16,6 +16,7 @@ from packaging.pylock import PylockValidationError
 from envlock._urls import redact
 from envlock.errors import UsageError
 from envlock.lock import lockfile
+from envlock.lock.foreign import ForeignScope
 from envlock.lock.lockfile import LockFile
 from envlock.platforms import host_platform
 from envlock.spec_indexes import DEFAULT_INDEX_URL
@@ -26,12 +27,13 @@ FORMATS = ("requirements", "pylock")
 _PYLOCK_NAME = re.compile(r"pylock(\.[^.]+)?\.toml")
 
 
-def read_lock(path: Path) -> tuple[LockFile, bytes]:
-    """The lock at ``path`` and its exact bytes (the pylock export without --platform)."""
+def read_lock(path: Path, foreign: ForeignScope | None = None) -> tuple[LockFile, bytes]:
+    """The lock at ``path`` and its exact bytes (the pylock export without --platform);
+    another tool's lock is read for ``foreign`` (``--lock``)."""
     raw = lockfile.read_raw(path)
     if raw is None:
         raise lockfile.missing(path)
-    return lockfile.parse(path, raw), raw
+    return lockfile.parse(path, raw, foreign), raw
 
 
 def choose_platform(lock: LockFile, platform: str | None) -> str:
@@ -130,7 +132,8 @@ def pylock(lock: LockFile, raw: bytes, platform: str | None) -> bytes:
     document["packages"] = packages
     kept = [t for t in lock.envlock.targets if t.platform == platform]
     document["environments"] = [t.marker for t in kept]
-    document["tool"]["envlock"]["targets"] = [t.to_dict() for t in kept]
+    if not lock.foreign:
+        document["tool"]["envlock"]["targets"] = [t.to_dict() for t in kept]
     header = (
         f"# Exported by `envlock export` from {lock.path.name} for {platform} (PEP 751): "
         "do not edit.\n"
@@ -141,7 +144,8 @@ def pylock(lock: LockFile, raw: bytes, platform: str | None) -> bytes:
         raise UsageError(
             f"the {platform} export of {lock.path.name} is not PEP 751: {exc}"
         ) from None
-    lockfile.parse(lock.path, data)  # and envlock itself can read it back
+    # and envlock itself can read it back
+    lockfile.parse(lock.path, data, ForeignScope((platform,), target.python))
     return data
 
 

@@ -143,6 +143,8 @@ def _needs(path: Path, registered: bool) -> set[str]:
 
     try:
         lock = lockfile.load_named(path)
+        if lock.foreign:  # another tool's lock (--lock): no targets recorded, keep every file
+            return lock.file_hashes()
         return (
             {a.sha256 for a in lock.all_artifacts()}
             | {i.sha256 for i in lock.interpreters()}

@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from envlock.cli.options import CacheOpt, QuietOpt, SpecOpt, VerboseOpt, set_verbosity
+from envlock.cli.options import (
+    CacheOpt,
+    LockOpt,
+    PythonOpt,
+    QuietOpt,
+    SpecOpt,
+    VerboseOpt,
+    set_verbosity,
+)
 from envlock.cli.output import cache_dir, info, real_console, stderr, stdout, warn
 from envlock.spec_file import locate_spec
 
@@ -64,23 +72,30 @@ def audit(
         bool,
         typer.Option("--timestamp", help="cyclonedx: record the current time (not reproducible)."),
     ] = False,
+    lock: LockOpt = None,
+    python: PythonOpt = None,
     cache: CacheOpt = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """List what each lock installs and check it against the spec's [policy] (exit 1 on a
     violation) and, with --vulnerabilities, known vulnerabilities."""
+    from envlock.actions import given_lock
     from envlock.actions.audit import audit as run_audit
     from envlock.actions.check import select_environments
     from envlock.errors import PolicyError, UsageError
 
     set_verbosity(quiet, verbose)
-    spec = locate_spec(spec)
+    given_lock.check_lock_options(lock, python, spec=spec, envs=env)
     if vulnerability_db is not None or fail_on_vulnerability:
         vulnerabilities = True
     if output is not None and output_format is Format.table:
         raise UsageError("--output writes --format json or cyclonedx; the table goes to stdout")
-    envs = select_environments(spec, env, [], None)
+    given = given_lock.load_given(lock, platform, python) if lock is not None else None
+    if given is not None:
+        envs = [given_lock.environment_of(given)]
+    else:
+        envs = select_environments(locate_spec(spec), env, [], None)
     if output_format is Format.cyclonedx and len(envs) != 1:
         names = ", ".join(e.label for e in envs)
         raise UsageError(f"an SBOM describes one lock: pass --env NAME (one of {names})")
@@ -90,6 +105,7 @@ def audit(
         vulnerabilities=vulnerabilities,
         db=vulnerability_db,
         cache_dir=cache_dir(cache),
+        given=given,
     )
     for warning in report.warnings:
         warn(warning)

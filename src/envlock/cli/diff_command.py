@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from envlock.cli.options import QuietOpt, SpecOpt, VerboseOpt, set_verbosity
+from envlock.cli.options import PythonOpt, QuietOpt, SpecOpt, VerboseOpt, set_verbosity
 from envlock.cli.output import stdout, warn
 from envlock.spec_file import locate_spec
 
 if TYPE_CHECKING:
     from envlock.actions.diff import LockComparison
+    from envlock.lock.foreign import ForeignScope
 
 _STYLES = {"+": "green", "-": "red", "~": "yellow", "!": "bold red"}
 
@@ -46,6 +47,16 @@ def diff(
     exit_code: Annotated[
         bool, typer.Option("--exit-code", help="Exit 1 when anything changed (as git diff).")
     ] = False,
+    platform: Annotated[
+        list[str],
+        typer.Option(
+            "--platform",
+            "-p",
+            help="For locks another tool wrote (they record no platforms): compare what these "
+            "platforms install (repeatable; default: this machine's).",
+        ),
+    ] = [],  # noqa: B006
+    python: PythonOpt = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -55,7 +66,7 @@ def diff(
     set_verbosity(quiet, verbose)
     if fmt not in ("text", "json"):
         raise UsageError(f"--format: must be text or json, not {fmt!r}")
-    comparisons = _compare(list(locks or ()), spec, env, rev)
+    comparisons = _compare(list(locks or ()), spec, env, rev, _scope(platform, python))
     if fmt == "json":
         payload = {"locks": [_as_dict(c) for c in comparisons]}
         sys.stdout.write(json.dumps(payload, indent=2, sort_keys=True) + "\n")
@@ -72,8 +83,18 @@ def diff(
         raise typer.Exit(1)
 
 
+def _scope(platforms: list[str], python: str | None) -> ForeignScope:
+    """What a lock another tool wrote is compared on (envlock's own record their platforms)."""
+    from envlock.lock.foreign import ForeignScope
+    from envlock.platforms import host_platform
+    from envlock.spec_values import parse_platforms
+
+    chosen = parse_platforms(platforms, "--platform") if platforms else (host_platform(),)
+    return ForeignScope(tuple(chosen), python)
+
+
 def _compare(
-    locks: list[Path], spec: Path | None, env: list[str], rev: str
+    locks: list[Path], spec: Path | None, env: list[str], rev: str, scope: ForeignScope
 ) -> list[LockComparison]:
     from envlock.actions.diff import compare_files, compare_with_git
     from envlock.errors import UsageError
@@ -85,9 +106,9 @@ def _compare(
     if len(locks) == 2:
         if rev != "HEAD":
             raise UsageError("--rev compares with git: give it one lock file or none")
-        return [compare_files(locks[0], locks[1])]
+        return [compare_files(locks[0], locks[1], scope)]
     if len(locks) == 1:
-        return [compare_with_git(locks[0], rev)]
+        return [compare_with_git(locks[0], rev, foreign=scope)]
     from envlock.actions.check import select_environments
 
     out = []

@@ -15,6 +15,8 @@ from envlock.actions.snapshot import fetch_hint, select_snapshots
 from envlock.cli.options import (
     CacheOpt,
     FromSnapshotOpt,
+    LockOpt,
+    PythonOpt,
     QuietOpt,
     SnapshotOpt,
     SpecOpt,
@@ -34,8 +36,9 @@ from envlock.cli.output import (
 from envlock.cli.output import progress as live_progress
 from envlock.errors import SpecError, StaleLockError, UsageError
 from envlock.lock import lockfile
+from envlock.lock.foreign import ForeignScope
 from envlock.lock.lockfile import LockFile
-from envlock.platforms import host_platform
+from envlock.platforms import PLATFORMS, host_platform
 from envlock.spec import EnvironmentSpec, load_spec
 from envlock.spec_file import locate_spec
 from envlock.spec_values import parse_platforms
@@ -203,16 +206,23 @@ def fetch(
     platform: PlatformsOpt = [],  # noqa: B006
     from_snapshot: FromSnapshotOpt = False,
     snapshot_url: SnapshotOpt = None,
+    lock: LockOpt = None,
+    python: PythonOpt = None,
     cache: CacheOpt = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Download every artifact of the locks into the local cache (hash-checked)."""
-    from envlock.actions.snapshot import snapshot
+    from envlock.actions.given_lock import check_lock_options, environment_of, load_given
+    from envlock.actions.snapshot import Snapshot, snapshot
 
     set_verbosity(quiet, verbose)
-    spec = locate_spec(spec)
-    snaps = select_snapshots(spec, env, platform)
+    check_lock_options(lock, python, spec=spec, envs=env)
+    if lock is not None:
+        given = load_given(lock, platform, python)
+        snaps = [Snapshot(environment_of(given), given, tuple(platform))]
+    else:
+        snaps = select_snapshots(locate_spec(spec), env, platform)
     from envlock.cache.store import ArtifactStore
 
     store = ArtifactStore(cache_dir(cache))
@@ -262,7 +272,10 @@ def build_environment(
     store: ArtifactStore,
     *,
     replace_own: bool,
+    hint: str | None = None,
 ) -> None:
+    """Materialize ``lock`` for ``platform``; ``spec`` is the file it comes from (a spec, or a
+    lock named with --lock), whose directory is never replaced; ``hint`` the fetch command."""
     from envlock.materialize.environment import MaterializeOptions
     from envlock.materialize.environment import materialize as run
     from envlock.progress import BuildProgress
@@ -277,7 +290,7 @@ def build_environment(
         link_mode=_check_link_mode(flags.link_mode),
         verify_files=flags.verify_files,
         protected=(spec.parent,),
-        fetch_hint=fetch_hint(spec, target_env, platform),
+        fetch_hint=hint or fetch_hint(spec, target_env, platform),
     )
     tracker = BuildProgress(on_phase=None if stderr.is_terminal else debug)
     with live_progress(tracker):
@@ -310,23 +323,44 @@ def materialize(
     compile: CompileOpt = False,
     link_mode: LinkOpt = "hardlink",
     verify_files: VerifyFilesOpt = False,
+    lock: LockOpt = None,
+    python: PythonOpt = None,
     spec: SpecOpt = None,
     cache: CacheOpt = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Build an environment from the cache alone (never uses the network)."""
+    from envlock.actions import given_lock
+
     set_verbosity(quiet, verbose)
-    spec = locate_spec(spec)
+    given_lock.check_lock_options(lock, python, spec=spec, envs=[env])
     parse_platforms([platform], "--platform")
     flags = BuildFlags(
         output, archive, base_python, force, compile, link_mode, verify_files, frozen
     )
     _check_link_mode(link_mode)
+    if lock is not None:
+        given = given_lock.load_given(lock, [platform], python, base_python)
+        hint = given_lock.fetch_hint(given, platform, python)
+        build_environment(
+            given.path,
+            given_lock.environment_of(given),
+            given,
+            platform,
+            flags,
+            open_store(cache),
+            replace_own=False,
+            hint=hint,
+        )
+        return
+    spec = locate_spec(spec)
     target_env = load_spec(spec).select([env])[0]
-    lock = lockfile.load(target_env.lock_path)
+    loaded = lockfile.load(target_env.lock_path)
     refuse_stale(target_env, platform, frozen)
-    build_environment(spec, target_env, lock, platform, flags, open_store(cache), replace_own=False)
+    build_environment(
+        spec, target_env, loaded, platform, flags, open_store(cache), replace_own=False
+    )
 
 
 def build(
@@ -345,6 +379,8 @@ def build(
     verify_files: VerifyFilesOpt = False,
     from_snapshot: FromSnapshotOpt = False,
     snapshot_url: SnapshotOpt = None,
+    lock: LockOpt = None,
+    python: PythonOpt = None,
     spec: SpecOpt = None,
     cache: CacheOpt = None,
     quiet: QuietOpt = False,
@@ -353,16 +389,26 @@ def build(
     """`fetch` what is missing, then `materialize` (default output .envlock/envs/ENV-PLATFORM).
 
     Re-running on an unchanged lock is a no-op; a changed lock replaces the environment."""
-    from envlock.actions.snapshot import snapshot
+    from envlock.actions import given_lock
+    from envlock.actions.snapshot import Snapshot, snapshot
 
     set_verbosity(quiet, verbose)
-    spec = locate_spec(spec)
+    given_lock.check_lock_options(lock, python, spec=spec, envs=[env])
     platform = platform or host_platform()
     parse_platforms([platform], "--platform")
     _check_link_mode(link_mode)
     store = open_store(cache)
-    snaps = select_snapshots(spec, [env], [platform])
-    refuse_stale(snaps[0].env, platform, frozen)
+    hint = None
+    if lock is not None:
+        # A lock named on the command line is built as it is: no spec to be stale against.
+        given = given_lock.load_given(lock, [platform], python, base_python)
+        snaps = [Snapshot(given_lock.environment_of(given), given, (platform,))]
+        spec = given.path  # the default output goes beside it, as beside a spec
+        hint = given_lock.fetch_hint(given, platform, python)
+    else:
+        spec = locate_spec(spec)
+        snaps = select_snapshots(spec, [env], [platform])
+        refuse_stale(snaps[0].env, platform, frozen)
     remote = remote_for(snaps[0].env, from_snapshot, snapshot_url)
     with fetch_progress() as events:
         result = snapshot(store, snaps, events, remote)
@@ -373,7 +419,9 @@ def build(
     flags = BuildFlags(
         output, archive, base_python, force, compile, link_mode, verify_files, frozen
     )
-    build_environment(spec, snaps[0].env, snaps[0].lock, platform, flags, store, replace_own=True)
+    build_environment(
+        spec, snaps[0].env, snaps[0].lock, platform, flags, store, replace_own=True, hint=hint
+    )
 
 
 def verify(
@@ -396,14 +444,19 @@ def verify(
     from envlock.materialize.verify import verify as run
 
     set_verbosity(quiet, verbose)
+    meta = read_meta(directory)
     if lock is None:
         try:
             beside = locate_spec(spec).parent
         except SpecError:  # no spec here: check against the list recorded at build time
             beside = None
-        recorded = beside / (read_meta(directory).lock or "pylock.toml") if beside else None
+        recorded = beside / (meta.lock or "pylock.toml") if beside else None
         lock = recorded if recorded is not None and recorded.is_file() else None
-    loaded = lockfile.load_named(lock) if lock is not None else None
+    # A lock another tool wrote is selected as the build did: for the environment's platform
+    # and the Python it runs on.
+    platforms = (meta.platform,) if meta.platform in PLATFORMS else ()
+    scope = ForeignScope(platforms, None, meta.python or None)
+    loaded = lockfile.load_named(lock, scope) if lock is not None else None
     report = run(directory, loaded)
     against = loaded.path.name if loaded else "the package list recorded at build time"
     if report.clean:

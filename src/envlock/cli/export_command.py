@@ -9,8 +9,16 @@ from typing import Annotated, Optional
 
 import typer
 
-from envlock.cli.options import QuietOpt, SpecOpt, VerboseOpt, set_verbosity
+from envlock.cli.options import (
+    LockOpt,
+    PythonOpt,
+    QuietOpt,
+    SpecOpt,
+    VerboseOpt,
+    set_verbosity,
+)
 from envlock.cli.output import info
+from envlock.platforms import host_platform
 from envlock.spec_file import locate_spec
 
 
@@ -45,24 +53,39 @@ def export(
             show_default=False,
         ),
     ] = None,
+    lock_file: LockOpt = None,
+    python: PythonOpt = None,
     spec: SpecOpt = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Export a lock as a requirements file with hashes, or as PEP 751 for other tools."""
     from envlock.actions import export as actions
+    from envlock.actions.given_lock import check_lock_options
     from envlock.errors import UsageError
+    from envlock.lock.foreign import ForeignScope
     from envlock.spec import load_spec
 
     set_verbosity(quiet, verbose)
-    spec = locate_spec(spec)
+    check_lock_options(lock_file, python, spec=spec, envs=[env])
     if fmt not in actions.FORMATS:
         raise UsageError(f"--format: must be {' or '.join(actions.FORMATS)}, not {fmt!r}")
-    loaded = load_spec(spec)
-    chosen = loaded.select([env])[0]
-    if output is not None:
-        actions.check_output(output, fmt, [e.lock_path for e in loaded.select([])])
-    lock, raw = actions.read_lock(chosen.lock_path)
+    if lock_file is not None:
+        # Another tool's lock: a requirements file is for one platform (default: this host's);
+        # the whole PEP 751 file needs no platform.
+        from envlock.spec_values import parse_platforms
+
+        wanted = (platform,) if platform else () if fmt == "pylock" else (host_platform(),)
+        parse_platforms(wanted, "--platform")
+        if output is not None:
+            actions.check_output(output, fmt, [lock_file])
+        lock, raw = actions.read_lock(lock_file, ForeignScope(wanted, python))
+    else:
+        loaded = load_spec(locate_spec(spec))
+        chosen = loaded.select([env])[0]
+        if output is not None:
+            actions.check_output(output, fmt, [e.lock_path for e in loaded.select([])])
+        lock, raw = actions.read_lock(chosen.lock_path)
     if fmt == "requirements":
         where = actions.choose_platform(lock, platform)
         data = actions.requirements(lock, where).encode()

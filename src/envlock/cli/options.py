@@ -43,6 +43,24 @@ FromSnapshotOpt = Annotated[
 ]
 QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="Only errors.")]
 VerboseOpt = Annotated[bool, typer.Option("-v", "--verbose", help="More detail; tracebacks.")]
+LockOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--lock",
+        help="Use this PEP 751 lock as it is, envlock's or another tool's (uv, pip), without "
+        "envlock.toml.",
+        show_default=False,
+    ),
+]
+PythonOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--python",
+        help="For a --lock another tool wrote: the Python to select its packages for (default: "
+        "its requires-python, else --base-python's, else this host's).",
+        show_default=False,
+    ),
+]
 
 
 def set_verbosity(quiet: bool, verbose: bool) -> None:

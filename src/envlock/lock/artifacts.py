@@ -69,7 +69,16 @@ def select(lock: LockFile, target: Target) -> list[Artifact]:
     try:
         chosen = list(lock.pylock.select(environment=target.environment, tags=target.tags))
     except PylockSelectError as exc:
-        raise UsageError(f"{lock.path.name}: {exc}") from None
+        if not lock.foreign:
+            raise UsageError(f"{lock.path.name}: {exc}") from None
+        # Another tool's lock records no targets: say which one envlock selected for.
+        hint = "pass --platform and --python for the machine the lock was made for"
+        if lock.pylock.requires_python is None:
+            hint = f"the lock has no requires-python, so this host's was assumed: {hint}"
+        raise UsageError(
+            f"{lock.path.name}: {exc} (selecting for {target.platform}, Python {target.python})",
+            hint=hint,
+        ) from None
     except (UndefinedComparison, UndefinedEnvironmentName) as exc:
         # Markers were evaluated for the locked targets on load; this is a target it lacks.
         raise UsageError(f"{lock.path.name}: a marker cannot be evaluated: {exc}") from None

@@ -28,6 +28,13 @@ from envlock._toml import tomllib
 from envlock.errors import MissingLockError, SpecError, UsageError
 from envlock.lock.artifacts import check_package
 from envlock.lock.builds import BuildFile, BuildTable
+from envlock.lock.foreign import (
+    ForeignScope,
+    check_foreign,
+    foreign_table,
+    is_foreign,
+    written_by,
+)
 from envlock.lock.model import (
     LOCK_HINT,
     EnvlockTable,
@@ -133,6 +140,24 @@ class LockFile:
     def environment(self) -> str:
         return self.envlock.environment
 
+    @property
+    def foreign(self) -> bool:
+        """Whether another tool wrote this lock (no ``[tool.envlock]``: see lock.foreign)."""
+        return is_foreign(self.data)
+
+    @property
+    def written_by(self) -> str:
+        return written_by(self.data) if self.foreign else "envlock"
+
+    def file_hashes(self) -> set[str]:
+        """The sha256 of every file the lock lists, whatever platform installs it."""
+        out: set[str] = set()
+        for pkg in self.pylock.packages:
+            out.update(w.hashes["sha256"] for w in pkg.wheels or ())
+            if pkg.sdist is not None:
+                out.add(pkg.sdist.hashes["sha256"])
+        return out
+
     @cached_property
     def targets(self) -> Mapping[str, Target]:
         try:
@@ -146,7 +171,9 @@ class LockFile:
         out = {}
         for t in self.envlock.targets:
             # "3.11.0" came from a spec's "3.11" when the lock's requires-python is "==3.11.*".
-            python = rp[2:-2] if rp.startswith("==") and rp.endswith(".*") else t.python
+            python = t.python
+            if rp.startswith("==") and rp.endswith(".*") and not self.foreign:
+                python = rp[2:-2]
             if not is_python_version(python):
                 raise lock_error(self.path, "requires-python", f"not one Python version: {rp!r}")
             out[t.platform] = Target(t.platform, python, options)
@@ -225,26 +252,44 @@ class LockFile:
         return {pkg.name: pkg.index for pkg in self.pylock.packages if pkg.index}
 
 
-def parse(path: Path, raw: bytes) -> LockFile:
+def parse(path: Path, raw: bytes, foreign: ForeignScope | None = None) -> LockFile:
     """A lock's bytes -> a checked :class:`LockFile` (``path`` is for messages); anything
-    malformed or unsafe is a one-line UsageError."""
+    malformed or unsafe is a one-line UsageError. A lock another tool wrote is read only with
+    ``foreign``, what to select it for (a spec's own lock must be envlock's)."""
+    data: Mapping[str, Any] = {}
     try:
         data = tomllib.loads(raw.decode("utf-8"))
         pylock = Pylock.from_dict(data)
+        if not is_foreign(data):
+            table = EnvlockTable.from_lock(data, path)
+            builds = BuildTable.from_lock(data, path)
+            return LockFile(path, data, pylock, table, hashlib.sha256(raw).hexdigest(), builds)
+        if foreign is None:
+            raise UsageError(
+                f"{path}: written by {written_by(data)}, not by envlock (no [tool.envlock] "
+                "table): a spec's lock is envlock's own",
+                hint=f"run `envlock lock` to lock the spec, or name it with --lock {path} to "
+                "use it as it is",
+            )
+        check_foreign(path, pylock)
+        table = foreign_table(path, pylock, foreign)
+        return LockFile(path, data, pylock, table, hashlib.sha256(raw).hexdigest())
     except (UnicodeDecodeError, tomllib.TOMLDecodeError, PylockValidationError) as exc:
-        raise _invalid(path, exc) from None
+        raise _foreign_hint(data, _invalid(path, exc)) from None
     except (InvalidMarker, InvalidVersion, ValueError, TypeError) as exc:
-        raise _invalid(path, exc) from None
+        raise _foreign_hint(data, _invalid(path, exc)) from None
     except RecursionError:
         raise lock_error(path, "", "invalid TOML: nested too deeply") from None
-    return LockFile(
-        path,
-        data,
-        pylock,
-        EnvlockTable.from_lock(data, path),
-        hashlib.sha256(raw).hexdigest(),
-        BuildTable.from_lock(data, path),
-    )
+    except UsageError as exc:
+        raise _foreign_hint(data, exc) from None
+
+
+def _foreign_hint(data: Mapping[str, Any], exc: UsageError) -> UsageError:
+    """Another tool's lock was not edited or corrupted, and `envlock lock` does not rewrite it:
+    its errors say what is wrong without that hint."""
+    if data and is_foreign(data) and exc.hint == LOCK_HINT:
+        return UsageError(f"{exc.message} (a lock written by {written_by(data)})")
+    return exc
 
 
 def too_large(where: object, size: int) -> UsageError:
@@ -270,10 +315,10 @@ def read_raw(path: Path) -> bytes | None:
     return raw
 
 
-def read(path: Path) -> LockFile | None:
+def read(path: Path, foreign: ForeignScope | None = None) -> LockFile | None:
     """The lock at ``path``, None when absent; an invalid lock is a usage error."""
     raw = read_raw(path)
-    return None if raw is None else parse(path, raw)
+    return None if raw is None else parse(path, raw, foreign)
 
 
 def load(path: Path) -> LockFile:
@@ -284,9 +329,10 @@ def load(path: Path) -> LockFile:
     return found
 
 
-def load_named(path: Path) -> LockFile:
-    """Read a lock file the user named on the command line (missing: a usage error)."""
-    found = read(path)
+def load_named(path: Path, foreign: ForeignScope | None = None) -> LockFile:
+    """Read a lock file the user named on the command line (missing: a usage error); one
+    another tool wrote is selected for ``foreign`` (default: nothing, only its files)."""
+    found = read(path, foreign or ForeignScope())
     if found is None:
         raise UsageError(f"{path} does not exist")
     return found
