@@ -11,8 +11,10 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+import pytest
 from packaging.pylock import Pylock
 
+from envlock.platforms import host_platform
 from integration.helpers import envlock, load_lock, selected, write_spec
 from support.s3 import Bucket, bucket, s3_server
 from support.wheels import Dist
@@ -270,6 +272,22 @@ def test_native_build_for_a_foreign_target_says_where_to_build_it(index, project
     assert "native 1.0 (native-1.0.tar.gz) builds a platform-specific wheel" in r.stderr
     assert "it must be built on a win-64 machine" in r.stderr
     assert "envlock fetch --platform win-64` on a win-64 machine, then `envlock push`" in r.stderr
+
+
+@pytest.mark.skipif(host_platform() != "linux-64", reason="builds a linux_x86_64 wheel here")
+def test_a_plain_linux_wheel_built_here_serves_this_hosts_platform(index, project, tmp_path):
+    """A Linux build without auditwheel is tagged linux_x86_64 (pip's and uv's local builds
+    are too): it serves a linux-64 target on a linux-64 host, not a manylinux index tag."""
+    server = index([source("localbuild", tag="cp311-cp311-linux_x86_64"), *BACKEND_DISTS])
+    spec(project, server.url, ["localbuild"], '["linux-64", "osx-arm64"]')
+    assert envlock(project, "lock").code == 0
+    out = tmp_path / "env"
+    r = envlock(project, "build", "--platform", "linux-64", "--output", str(out))
+    assert r.code == 0, r.stderr
+    assert (out / "lib" / "python3.11" / "site-packages" / "localbuild").is_dir()
+    r = envlock(project, "fetch", "--platform", "osx-arm64")
+    assert r.code == 1, r.stderr
+    assert "it must be built on a osx-arm64 machine" in r.stderr
 
 
 # -- snapshots -----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +16,12 @@ from typing import TypeVar
 
 from packaging.tags import Tag
 from packaging.utils import parse_wheel_filename
-from pyproject_hooks import BackendUnavailable, BuildBackendHookCaller, HookMissing
+from pyproject_hooks import (
+    BackendUnavailable,
+    BuildBackendHookCaller,
+    BuildBackendWarning,
+    HookMissing,
+)
 
 from envlock.builds.requires import BuildSystem
 from envlock.cache.store import ArtifactStore
@@ -142,9 +148,14 @@ def hooks(source: Path, system: BuildSystem, python: str) -> BuildBackendHookCal
 
 
 def call_hook(label: str, hook: str, fn: Callable[[], T]) -> T:
-    """Run one hook; a failure is a BuildError naming the package and the backend's last lines."""
+    """Run one hook; a failure is a BuildError naming the package and the backend's last lines.
+
+    The backend's own warnings (pyproject_hooks re-raises them here as BuildBackendWarning:
+    deprecated setup.py options, license classifiers) are the package's business, not output."""
     try:
-        return fn()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", BuildBackendWarning)
+            return fn()
     except _HookFailed as exc:
         lines = _tail(exc.output)
         raise BuildError(

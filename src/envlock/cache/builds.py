@@ -12,7 +12,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from packaging.tags import create_compatible_tags_selector
+from packaging.tags import Tag, create_compatible_tags_selector
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from envlock.cache.store import ArtifactStore, CorruptEntry
@@ -28,7 +28,26 @@ def built_wheel(store: ArtifactStore, sdist_sha256: str, target: Target) -> Path
     if not directory.is_dir():
         return None
     wheels = [(p, parse_wheel_filename(p.name)[3]) for p in sorted(directory.glob("*.whl"))]
-    return next(create_compatible_tags_selector(target.tags)(wheels), None)
+    return next(create_compatible_tags_selector(built_tags(target))(wheels), None)
+
+
+def built_tags(target: Target) -> list[Tag]:
+    """The tags a wheel built from source may carry for ``target``: its index tags and, when
+    this host is of the target's platform, the plain ``linux_<arch>`` tags a Linux build gets
+    (no auditwheel runs: such a wheel is for machines like the one that built it, as pip's and
+    uv's local builds are)."""
+    tags = list(target.tags)
+    info = target.platform_info
+    if info.os == "linux" and target.platform == host_platform():
+        plain = f"linux_{info.arch}"
+        seen = set(tags)
+        for tag in target.tags:
+            if tag.platform.startswith("manylinux"):
+                local = Tag(tag.interpreter, tag.abi, plain)
+                if local not in seen:
+                    seen.add(local)
+                    tags.append(local)
+    return tags
 
 
 def ensure_built(
