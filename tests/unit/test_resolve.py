@@ -59,6 +59,32 @@ def test_newest_versions_win_and_dependencies_follow() -> None:
     assert res.packages["a"].requires_dist == ("b>=2",)
 
 
+def _plugins(core: str = "core") -> list[Dist]:
+    """A core released ahead of its plugins: ``fast`` has caught up with core 1.2, ``slow``
+    pins core 1.1 in its newest release, and only its ancient 0.1 pins nothing."""
+    return [
+        Dist(core, "1.0"),
+        Dist(core, "1.1"),
+        Dist(core, "1.2"),
+        Dist("fast", "5.1", requires=[f"{core}==1.1"]),
+        Dist("fast", "5.2", requires=[f"{core}==1.2"]),
+        Dist("slow", "0.1"),
+        *(Dist("slow", f"3.{i}", requires=[f"{core}==1.0"]) for i in range(8)),
+        Dist("slow", "3.8", requires=[f"{core}==1.1"]),
+    ]
+
+
+@pytest.mark.parametrize(
+    "order", [("core", "fast", "slow"), ("slow", "fast", "core"), ("fast", "core", "slow")]
+)
+def test_a_plugin_that_lags_behind_its_core_decides_the_core(order: tuple[str, ...]) -> None:
+    """As uv: the core steps back to what the lagging plugin pins, the plugin that caught up
+    steps back one release, rather than the laggard falling back years to a release without
+    the pin (whatever order the spec lists them in)."""
+    res, _ = _resolve(_plugins(), *order)
+    assert _pins(res) == {"core": "1.1", "fast": "5.1", "slow": "3.8"}
+
+
 def test_preferences_keep_locked_versions() -> None:
     dists = [Dist("a", "1.0"), Dist("a", "2.0")]
     res, _ = _resolve(dists, "a", preferences={"a": Version("1.0")})

@@ -13,6 +13,7 @@ import tempfile
 import threading
 import warnings
 import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +25,7 @@ from packaging.version import Version
 
 from envlock.cache.tarsafe import TarRules
 from envlock.core_metadata import CoreMetadata, MetadataError, parse_metadata
+from envlock.index.static_metadata import metadata_from_pyproject
 
 # Fields a resolver needs; if the backend may compute them, PKG-INFO cannot be trusted.
 _NEEDED = {"requires-dist", "requires-python", "provides-extra"}
@@ -33,24 +35,39 @@ _ENV_LOCK = threading.Lock()
 SDIST_RULES = TarRules("source distribution", max_members=500_000, max_total=8 << 30)
 
 
-def read_pkg_info(data: bytes, filename: str) -> bytes:
-    """The top-level PKG-INFO of an sdist archive."""
+# The largest top-level file of an sdist read into memory (PKG-INFO, pyproject.toml).
+_MAX_TOP_FILE = 16 << 20
+
+
+def read_top_file(data: bytes, filename: str, name: str) -> bytes | None:
+    """The file ``name`` in the top directory of an sdist archive, None when absent."""
     try:
         if filename.endswith(".zip"):
             with zipfile.ZipFile(io.BytesIO(data)) as zf:
-                names = [n for n in zf.namelist() if n.count("/") == 1 and n.endswith("/PKG-INFO")]
-                if names:
-                    return zf.read(names[0])
+                for info in zf.infolist():
+                    if info.filename.count("/") == 1 and info.filename.endswith("/" + name):
+                        if info.file_size > _MAX_TOP_FILE:
+                            break
+                        return zf.read(info)
         else:
             with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tf:
-                for member in tf.getmembers():
-                    if member.name.count("/") == 1 and member.name.endswith("/PKG-INFO"):
-                        extracted = tf.extractfile(member)
-                        if extracted is not None:
-                            return extracted.read()
-    except (tarfile.TarError, zipfile.BadZipFile, OSError) as exc:
+                for member in tf:
+                    if member.name.count("/") == 1 and member.name.endswith("/" + name):
+                        extracted = tf.extractfile(member) if member.isfile() else None
+                        if extracted is None or member.size > _MAX_TOP_FILE:
+                            break
+                        return extracted.read()
+    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
         raise MetadataError(f"{filename} is not a readable sdist: {exc}") from None
-    raise MetadataError(f"{filename} has no PKG-INFO")
+    return None
+
+
+def read_pkg_info(data: bytes, filename: str) -> bytes:
+    """The top-level PKG-INFO of an sdist archive."""
+    found = read_top_file(data, filename, "PKG-INFO")
+    if found is None:
+        raise MetadataError(f"{filename} has no PKG-INFO")
+    return found
 
 
 def is_static(meta: CoreMetadata) -> bool:
@@ -63,13 +80,18 @@ def is_static(meta: CoreMetadata) -> bool:
 
 
 def sdist_metadata(data: bytes, filename: str, index_urls: Sequence[str]) -> bytes:
-    """METADATA bytes for an sdist: PKG-INFO when static, else built by its backend."""
+    """METADATA bytes for an sdist: PKG-INFO when static (PEP 643), else a static
+    ``[project]`` table of its pyproject.toml (as uv reads it), else built by its backend."""
     pkg_info = read_pkg_info(data, filename)
     try:
         if is_static(parse_metadata(pkg_info)):
             return pkg_info
     except MetadataError:
         pass
+    pyproject = read_top_file(data, filename, "pyproject.toml")
+    static = metadata_from_pyproject(pyproject) if pyproject is not None else None
+    if static is not None:
+        return static
     return build_metadata(data, filename, index_urls)
 
 

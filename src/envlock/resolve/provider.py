@@ -85,6 +85,7 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         # Searches that found no structure to rely on: not walked again for the same target.
         self._no_jump: set[tuple[str, str, tuple[Version, ...]]] = set()
         self._counts: dict[tuple[str, tuple[str, ...]], int] = {}
+        self._ranks: dict[str, tuple[int, int]] | None = None
 
     # -- resolvelib interface ------------------------------------------------------------
     def identify(self, requirement_or_candidate: Req | Candidate) -> str:
@@ -125,11 +126,61 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
             identifier != PYTHON,
             not pinned,
             not direct,
+            self._root_ranks().get(identifier.split("[")[0], _MIDDLE) if direct else _MIDDLE,
             not bounded,
             self._count(identifier, reqs),
             self._order.get(identifier, 1 << 30),
             identifier,
         )
+
+    def _root_ranks(self) -> Mapping[str, tuple[int, int]]:
+        """In which order to decide the spec's own requirements, from their newest releases.
+
+        A root whose newest release requires another root below that one's newest goes first,
+        the furthest behind first; the roots so held back go last. Plugins pin a shared core
+        exactly, and when the core's newest release is out before every plugin has caught up
+        (dagster 1.13.28, dagster-dbt 0.29.27 pinning dagster==1.13.27), deciding the core (or a
+        plugin that has caught up) first sends the lagging plugin years back to a release
+        without the pin (dagster-dbt 0.10.9); deciding the laggard first costs the others a
+        release each. uv reaches the same answer by reprioritising packages that keep
+        conflicting. Computed once: the newest releases' metadata is fetched first anyway."""
+        if self._ranks is not None:
+            return self._ranks
+        newest: dict[str, Candidate] = {}
+        for name, spec in self.root_specs.items():
+            if name == PYTHON or self.repo.project(name) is None:
+                continue
+            cand = next(self.within(name, spec), None)
+            if cand is not None:
+                newest[name] = cand
+                self._prefetch(cand)
+        behind: dict[str, int] = {}
+        held: set[str] = set()
+        for name, cand in newest.items():
+            for dep in self.dependencies_of(cand) or ():
+                if dep.name == name or dep.name not in newest:
+                    continue
+                skipped = self._skipped(dep.name, dep.specifier)
+                if skipped:
+                    behind[name] = max(behind.get(name, 0), skipped)
+                    held.add(dep.name)
+        ranks = {name: (0, -count) for name, count in behind.items()}
+        ranks.update({name: (2, 0) for name in held})
+        self._ranks = ranks
+        return ranks
+
+    def _skipped(self, name: str, spec: SpecifierSet) -> int:
+        """How many of the newest releases of root ``name`` (within the spec's own range) the
+        specifier ``spec`` excludes before it admits one."""
+        page = self.repo.project(name)
+        count = 0
+        for version in page.versions if page is not None else ():
+            if version.is_prerelease or not self.root_specs[name].contains(version):
+                continue
+            if spec.contains(version, prereleases=True):
+                break
+            count += 1
+        return count
 
     def find_matches(
         self,
@@ -376,6 +427,9 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
             self._counts[key] = found
         return found
 
+
+# The rank of a root requirement that neither holds back another root nor is held back.
+_MIDDLE = (1, 0)
 
 # Below this many remaining releases, trying them in order beats a binary search.
 _JUMP_MIN = 8
