@@ -25,7 +25,7 @@ def _resolve(
     policy: Policy | None = None,
     **kw: object,
 ) -> tuple[Resolution, MemoryRepository]:
-    repo = MemoryRepository(dists)
+    repo = MemoryRepository(dists, kw.pop("metadata", None))  # type: ignore[arg-type]
     res = resolve([Requirement(r) for r in reqs], target, repo, policy or Policy(), **kw)  # type: ignore[arg-type]
     return res, repo
 
@@ -83,6 +83,19 @@ def test_a_plugin_that_lags_behind_its_core_decides_the_core(order: tuple[str, .
     the pin (whatever order the spec lists them in)."""
     res, _ = _resolve(_plugins(), *order)
     assert _pins(res) == {"core": "1.1", "fast": "5.1", "slow": "3.8"}
+
+
+def test_an_unusable_dependency_is_named_not_the_python_requirements_that_hold() -> None:
+    """The one version a root needs has metadata that cannot be read (a backend that fails):
+    that is the cause, not "a 1.0 requires Python >=3.9, the target is 3.11.0"."""
+    dists = [
+        Dist("a", "1.0", requires=["b==2.0"], requires_python=">=3.9"),
+        Dist("c", "1.0", requires=["b==2.0"], requires_python=">=3.10"),
+        Dist("b", "2.0", requires_python=">=3.8"),
+    ]
+    err = _error(dists, "a", "c", metadata={"b-2.0-py3-none-any.whl": b"garbage\x00"})
+    assert "b 2.0: its metadata is unusable" in str(err)
+    assert "requires Python" not in str(err)
 
 
 def test_preferences_keep_locked_versions() -> None:

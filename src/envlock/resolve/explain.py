@@ -110,6 +110,8 @@ class _Explainer:
         for c in python:
             if c.parent is None:
                 continue
+            if c.requirement.specifier.contains(self.target.python_full_version, True):
+                continue  # met: not why the search failed (a version it needs is unusable)
             unusable = self.p.rejections.get(c.parent.name, {}).get(c.parent.version)
             if unusable is not None and unusable.kind == "bad_metadata":
                 self.lines.append(f"{c.parent}: {unusable.detail}")
