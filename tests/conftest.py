@@ -42,6 +42,8 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("ENVLOCK_CACHE_DIR", str(tmp_path / "cache"))
+    # No periodic status lines in a slow CI run: tests compare stderr line by line.
+    monkeypatch.setenv("ENVLOCK_PROGRESS_INTERVAL", "0")
     monkeypatch.delenv("ENVLOCK_INDEX_URL", raising=False)
     monkeypatch.delenv("ENVLOCK_PYTHON_MIRROR", raising=False)
     monkeypatch.delenv("ENVLOCK_OSV_URL", raising=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -79,31 +79,63 @@ def cache_dir(option: Path | None) -> Path:
     return Path(user_cache_dir("envlock"))
 
 
+# Off a terminal (CI logs), how often a long run says what it is doing, in seconds
+# (ENVLOCK_PROGRESS_INTERVAL overrides; 0 turns it off).
+PLAIN_EVERY = 10.0
+
+
+def _plain_every() -> float:
+    value = os.environ.get("ENVLOCK_PROGRESS_INTERVAL", "")
+    try:
+        seconds = float(value) if value.strip() else PLAIN_EVERY
+    except ValueError:
+        return PLAIN_EVERY  # a bad value is not worth failing a lock over
+    return seconds if seconds == seconds and seconds >= 0 else PLAIN_EVERY  # NaN, negative
+
+
 @contextmanager
 def progress(stats: LockProgress | BuildProgress) -> Iterator[None]:
-    """A live status line on a terminal; nothing extra otherwise (callers print plain lines)."""
-    if Verbosity.level < 0 or not stderr.is_terminal:
+    """A live status line on a terminal; off one, the status as a plain line every
+    ``PLAIN_EVERY`` seconds while the work lasts (a long search in a CI log is never silent)."""
+    if Verbosity.level < 0:
         yield
+        return
+    if not stderr.is_terminal:
+        every = _plain_every()
+        if every == 0:
+            yield
+            return
+        with _every(every, lambda: info(stats.status_line())):
+            yield
         return
     from rich.live import Live
     from rich.text import Text
 
+    with (
+        Live(
+            Text(stats.status_line()),
+            console=real_console(stderr),
+            transient=True,
+            refresh_per_second=8,
+        ) as live,
+        _every(0.125, lambda: live.update(Text(stats.status_line()))),
+    ):
+        yield
+
+
+@contextmanager
+def _every(seconds: float, report: Callable[[], None]) -> Iterator[None]:
+    """Call ``report`` every ``seconds`` (from a daemon thread) until the block ends."""
     stop = threading.Event()
-    with Live(
-        Text(stats.status_line()),
-        console=real_console(stderr),
-        transient=True,
-        refresh_per_second=8,
-    ) as live:
 
-        def tick() -> None:
-            while not stop.wait(0.125):
-                live.update(Text(stats.status_line()))
+    def tick() -> None:
+        while not stop.wait(seconds):
+            report()
 
-        thread = threading.Thread(target=tick, daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            thread.join()
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
