@@ -127,11 +127,9 @@ def _ref(row: PackageRow) -> str:
     return f"pkg:pypi/{row.name}@{row.version}"
 
 
-def _package(row: PackageRow) -> Component:
-    qualifiers = {}
-    if row.index is not None and not _is_pypi(row.index):
-        qualifiers["repository_url"] = redact(row.index)
-    references = [
+def _distributions(row: PackageRow | BuildRow) -> list[ExternalReference]:
+    """Every file of a row as a distribution reference, with its sha256 (as cyclonedx-py)."""
+    return [
         ExternalReference(
             type=ExternalReferenceType.DISTRIBUTION,
             url=XsUri(redact(art.url)),
@@ -140,6 +138,13 @@ def _package(row: PackageRow) -> Component:
         )
         for art in row.files
     ]
+
+
+def _package(row: PackageRow) -> Component:
+    qualifiers = {}
+    if row.index is not None and not _is_pypi(row.index):
+        qualifiers["repository_url"] = redact(row.index)
+    references = _distributions(row)
     licenses = []
     if row.license:
         license_ = LicenseFactory().make_from_string(
@@ -182,15 +187,7 @@ def _build_package(row: BuildRow) -> Component:
             if len(row.files) == 1
             else []
         ),
-        external_references=[
-            ExternalReference(
-                type=ExternalReferenceType.DISTRIBUTION,
-                url=XsUri(redact(art.url)),
-                comment=art.filename,
-                hashes=[HashType(alg=HashAlgorithm.SHA_256, content=art.sha256)],
-            )
-            for art in row.files
-        ],
+        external_references=_distributions(row),
         properties=[
             Property(name="envlock:build-dependency-of", value=who) for who in row.needed_by
         ]

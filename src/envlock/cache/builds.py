@@ -15,7 +15,7 @@ from pathlib import Path
 from packaging.tags import Tag, create_compatible_tags_selector
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-from envlock.cache.store import ArtifactStore, CorruptEntry
+from envlock.cache.store import ArtifactStore
 from envlock.errors import BuildError, MissingArtifactsError
 from envlock.lock.artifacts import Artifact
 from envlock.lock.builds import BuildFile
@@ -103,10 +103,7 @@ def cached_files(store: ArtifactStore, files: Sequence[BuildFile]) -> list[tuple
     """Each build package's wheel in the cache (intact); a missing one is an error."""
     out, missing = [], []
     for f in files:
-        try:
-            path = store.get(f.sha256, f.name, f.size)
-        except CorruptEntry:
-            path = None
+        path = store.intact(f.sha256, f.name, f.size)
         if path is None:
             missing.append(f.name)
         else:

@@ -287,6 +287,13 @@ class ArtifactStore:
             stamp.write_text(current)
         return path
 
+    def intact(self, sha256: str, filename: str, size: int | None = None) -> Path | None:
+        """:meth:`get`, with a corrupt entry (removed) reported as absent."""
+        try:
+            return self.get(sha256, filename, size)
+        except CorruptEntry:
+            return None
+
     def entries(self) -> Iterator[Entry]:
         self.check()
         if not self.artifacts.is_dir():

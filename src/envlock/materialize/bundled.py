@@ -20,7 +20,7 @@ from pathlib import Path
 
 from envlock.cache.interpreter import TreeEntry, UnpackedInterpreter, unpacked_interpreter
 from envlock.cache.records import file_record_hash, record_hash
-from envlock.cache.store import ArtifactStore, CorruptEntry
+from envlock.cache.store import ArtifactStore
 from envlock.cache.unpack import TamperedTree, discard
 from envlock.errors import IntegrityError, MissingArtifactsError
 from envlock.lock.model import LockedInterpreter
@@ -63,10 +63,7 @@ class InterpreterPlan:
 
 def archive_of(store: ArtifactStore, li: LockedInterpreter) -> Path | None:
     """The interpreter's archive in the cache if it is there and intact."""
-    try:
-        return store.get(li.sha256, li.name, li.size)
-    except CorruptEntry:
-        return None
+    return store.intact(li.sha256, li.name, li.size)
 
 
 def prepare(

@@ -26,7 +26,7 @@ from packaging.version import Version
 from envlock import __version__
 from envlock._fs import UMASK, atomic_write_bytes
 from envlock.cache.builds import built_wheel
-from envlock.cache.store import ArtifactStore, CorruptEntry
+from envlock.cache.store import ArtifactStore
 from envlock.cache.unpack import TamperedTree, UnpackedWheel, discard, unpacked
 from envlock.core_metadata import MetadataError, parse_metadata, requires_key
 from envlock.errors import IntegrityError, MissingArtifactsError, UsageError
@@ -101,10 +101,7 @@ def wheels_for(
         missing.append(f"{interpreter.name} (the interpreter)")
     for art in lock.artifacts(target):
         if art.is_wheel:
-            try:
-                path = store.get(art.sha256, art.filename, art.size)
-            except CorruptEntry:
-                path = None
+            path = store.intact(art.sha256, art.filename, art.size)
             if path is None:
                 missing.append(art.filename)
             else:
