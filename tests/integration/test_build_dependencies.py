@@ -290,6 +290,20 @@ def test_a_plain_linux_wheel_built_here_serves_this_hosts_platform(index, projec
     assert "it must be built on a osx-arm64 machine" in r.stderr
 
 
+def test_lock_downloads_an_sdist_once_for_its_metadata_and_its_build_dependencies(
+    index, project, cache
+):
+    """The sdist read for its metadata goes into the artifact store, where locking its build
+    dependencies (and fetch) find it: a 455 MB pyspark was downloaded twice by one lock."""
+    server = index([source("srcpkg"), *BACKEND_DISTS])
+    spec(project, server.url, ["srcpkg"])
+    assert envlock(project, "lock").code == 0
+    assert server.count("/files/srcpkg-1.0.tar.gz") == 1
+    server.reset_counts()
+    assert envlock(project, "fetch").code == 0
+    assert server.count("/files/srcpkg-1.0.tar.gz") == 0
+
+
 # -- snapshots -----------------------------------------------------------------------------------
 
 

@@ -22,7 +22,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 
 from envlock._fs import atomic_write_bytes
 from envlock.core_metadata import CoreMetadata, MetadataError, check_identity, parse_metadata
-from envlock.errors import NetworkError, ResolutionError
+from envlock.errors import EnvlockError, NetworkError, ResolutionError
 from envlock.index.client import HttpClient, redact, status_error
 from envlock.index.http_cache import CachedPage, PageCache
 from envlock.index.metadata import download, fetch_wheel_metadata
@@ -200,13 +200,31 @@ class IndexSession:
             # Build requirements come from the index that served the sdist (its mirror, if set).
             with self._lock:
                 where = self._fetch_urls.get(file.index, file.index)
-            raw = sdist_metadata(download(self.http, file, self._learn), file.filename, [where])
+            data = download(self.http, file, self._learn)
+            self._keep_sdist(file, data)
+            raw = sdist_metadata(data, file.filename, [where])
         meta = parse_metadata(raw)
         check_identity(meta, file.name, file.version, file.filename)
         if file.sha256:
             atomic_write_bytes(path, raw)
         self.progress.metadata_read()
         return meta
+
+    def _keep_sdist(self, file: DistFile, data: bytes) -> None:
+        """Put a downloaded sdist into the artifact store: locking its build dependencies, and
+        fetching it, then read it from there instead of downloading it again (pyspark's sdist
+        is 455 MB). Only an optimisation: a store that cannot take it is left alone."""
+        if not file.sha256:
+            return
+        from envlock.cache.store import ArtifactStore
+
+        try:
+            store = ArtifactStore(self.cache_dir)
+            with store.lock(file.sha256):
+                if store.intact(file.sha256, file.filename, len(data)) is None:
+                    store.ingest(file.sha256, file.filename, [data], len(data))
+        except (OSError, EnvlockError):
+            pass
 
     def _learn(self, file: DistFile, data: bytes) -> None:
         """A whole file passed through our hands: remember its digest for the lock."""
